@@ -1,0 +1,112 @@
+//! One error type for the whole tap.
+//!
+//! Every error carries enough context (which stream, which column, which server error) to be
+//! printed as a single line on stderr by `main`. Nothing here ever contains a password: messages
+//! are built from our own words plus server/driver messages, never from connection strings.
+
+use std::fmt;
+
+/// Convenient alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, and how the process should exit because of it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user gave us something unusable (config, catalog, state, CLI). Exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server or the driver said no.
+    #[error("{context}: {}", describe_mysql(.source))]
+    Mysql {
+        context: String,
+        #[source]
+        source: mysql::Error,
+    },
+    /// Anything else that stops the run, already phrased for the user.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// A usage/config error: the user must change their input.
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    /// A runtime error phrased for the user.
+    pub fn runtime(msg: impl Into<String>) -> Self {
+        Error::Runtime(msg.into())
+    }
+
+    /// Wraps an io error with what we were doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Wraps a driver/server error with what we were doing.
+    pub fn mysql(context: impl Into<String>, source: mysql::Error) -> Self {
+        Error::Mysql {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The process exit code for this error: 2 for bad input, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// The server error code, when the server produced one.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            Error::Mysql {
+                source: mysql::Error::MySqlError(e),
+                ..
+            } => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// Extension to attach context to driver results.
+pub trait MysqlContext<T> {
+    /// Adds what we were doing when the driver failed.
+    fn context(self, context: impl fmt::Display) -> Result<T>;
+}
+
+impl<T> MysqlContext<T> for std::result::Result<T, mysql::Error> {
+    fn context(self, context: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::mysql(context.to_string(), e))
+    }
+}
+
+/// Renders a driver error on one line, without anything secret.
+///
+/// The driver's own `Display` is mostly fine, but some variants are multi-line or vague; we keep
+/// server errors as `ERROR code (state): message` and flatten the rest.
+fn describe_mysql(e: &mysql::Error) -> String {
+    let text = match e {
+        mysql::Error::MySqlError(se) => {
+            format!("server error {} ({}): {}", se.code, se.state, se.message)
+        }
+        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => {
+            "TLS is required by the config (ssl) but the server does not offer TLS".to_string()
+        }
+        mysql::Error::IoError(io) => format!("network error: {io}"),
+        other => other.to_string(),
+    };
+    text.replace(['\n', '\r'], " ")
+}

@@ -1,0 +1,74 @@
+//! Top-level dispatch: what the CLI asked for, run with errors as values.
+
+use std::io::Write;
+
+use crate::about;
+use crate::catalog::discover;
+use crate::cli::{AboutFormat, Cli};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::source::connect::Connector;
+
+/// Runs the tap for parsed CLI arguments.
+pub fn run(cli: &Cli) -> Result<()> {
+    if cli.about {
+        let text = match cli.format {
+            AboutFormat::Json => {
+                let mut s = serde_json::to_string_pretty(&about::about_json())
+                    .map_err(|e| Error::runtime(format!("cannot render --about: {e}")))?;
+                s.push('\n');
+                s
+            }
+            AboutFormat::Markdown => about::about_markdown(),
+        };
+        return write_stdout(text.as_bytes());
+    }
+    if cli.config.is_empty() {
+        return Err(Error::usage(
+            "--config FILE is required (see --help); settings may also come from TAP_MYSQL_* variables",
+        ));
+    }
+    let config = Config::load(&cli.config, std::env::vars())?;
+    crate::logging::init(config.log_level);
+    if cli.discover {
+        // Meltano passes --state and --catalog along with --discover: accepted and ignored.
+        return discover_to_stdout(&config);
+    }
+    Err(Error::usage(
+        "sync is not available in this build yet: run with --discover",
+    ))
+}
+
+/// `--discover`: connect, read information_schema once, print the catalog.
+pub fn discover_to_stdout(config: &Config) -> Result<()> {
+    let connector = Connector::new(config)?;
+    let mut conn = connector.connect("discovery")?;
+    let flavor = connector
+        .server()
+        .map(|s| s.flavor)
+        .ok_or_else(|| Error::runtime("server flavor unknown after connecting"))?;
+    let started = std::time::Instant::now();
+    let tables = discover::discover_tables(
+        &mut conn,
+        flavor,
+        &config.discovery_databases(),
+        &config.types,
+    )?;
+    let catalog = discover::build_catalog(&tables, &config.types);
+    let mut text = serde_json::to_string_pretty(&catalog)
+        .map_err(|e| Error::runtime(format!("cannot render the catalog: {e}")))?;
+    text.push('\n');
+    log::info!(
+        "discovery: {} streams in {:.2} s",
+        catalog.streams.len(),
+        started.elapsed().as_secs_f64()
+    );
+    write_stdout(text.as_bytes())
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("cannot write to stdout", e))
+}

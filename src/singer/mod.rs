@@ -1,0 +1,3 @@
+//! Singer protocol pieces: time formatting, messages, state.
+
+pub mod time;

@@ -1,0 +1,325 @@
+//! The connection factory every part of the tap uses.
+//!
+//! Promises:
+//! - Every connection has the same session: `time_zone='+00:00'`, `NAMES utf8mb4`, generous
+//!   network timeouts (a slow target must not make the server drop a streaming read), then the
+//!   user's `session_sqls`.
+//! - TLS, when configured, is required: a server without TLS is an error, never a silent
+//!   downgrade. With `ssl_verify` the certificate chain and host name are checked.
+//! - Failed connection attempts are retried with exponential backoff, except errors that
+//!   cannot heal (access denied, unknown database, TLS refused or invalid).
+//! - The server flavor and version are detected once and logged once, with the TLS cipher.
+//! - Neither the password nor key material ever reaches a log line or an error message.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder, SslOpts};
+
+use crate::config::{Config, Flavor, PemSource};
+use crate::error::{Error, MysqlContext, Result};
+
+/// Seconds the server waits on a stalled client before dropping a query (net_write_timeout)
+/// and on an idle session (wait_timeout). Large so back-pressure from a slow target is safe.
+const NET_TIMEOUT_S: u32 = 3600;
+const WAIT_TIMEOUT_S: u32 = 28_800;
+
+/// What we learned about the server on the first connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// MySQL or MariaDB.
+    pub flavor: Flavor,
+    /// `VERSION()` as the server reports it.
+    pub version: String,
+    /// Parsed (major, minor, patch).
+    pub version_tuple: (u32, u32, u32),
+}
+
+impl ServerInfo {
+    /// True for MySQL 8.4 and later, where `SHOW MASTER STATUS` became `SHOW BINARY LOG STATUS`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.version_tuple.0, self.version_tuple.1) >= (major, minor)
+    }
+}
+
+/// Opens configured connections.
+pub struct Connector {
+    opts: Opts,
+    session_sqls: Vec<String>,
+    retries: u32,
+    forced_flavor: Option<Flavor>,
+    endpoint: String,
+    server: OnceLock<ServerInfo>,
+    announced: AtomicBool,
+    // Inline PEM material written to private temp files for the driver; removed on drop.
+    _pem_files: Vec<tempfile::TempPath>,
+}
+
+impl Connector {
+    /// Prepares connection options from the config (no network traffic yet).
+    pub fn new(cfg: &Config) -> Result<Connector> {
+        let mut pem_files = Vec::new();
+        let mut builder = OptsBuilder::new()
+            .user(Some(cfg.user.clone()))
+            .pass(Some(cfg.password.expose().to_string()))
+            .db_name(cfg.database.clone())
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(cfg.connect_timeout))
+            .tcp_nodelay(true)
+            .tcp_keepalive_time_ms(Some(60_000))
+            .stmt_cache_size(Some(64));
+        builder = match &cfg.unix_socket {
+            Some(path) => builder.socket(Some(path.clone())),
+            None => builder
+                .ip_or_hostname(Some(cfg.host.clone()))
+                .tcp_port(cfg.port),
+        };
+        if cfg.tls.enabled {
+            let mut ssl = SslOpts::default()
+                .with_danger_accept_invalid_certs(!cfg.tls.verify)
+                .with_danger_skip_domain_validation(!cfg.tls.verify);
+            if let Some(ca) = &cfg.tls.ca {
+                let path = pem_path(ca, "ssl_ca", &mut pem_files)?;
+                ssl = ssl.with_root_cert_path(Some(path));
+            }
+            if let (Some(cert), Some(key)) = (&cfg.tls.cert, &cfg.tls.key) {
+                let cert = pem_path(cert, "ssl_cert", &mut pem_files)?;
+                let key = pem_path(key, "ssl_key", &mut pem_files)?;
+                ssl = ssl.with_client_identity(Some(mysql::ClientIdentity::new(cert, key)));
+            }
+            builder = builder.ssl_opts(Some(ssl));
+        } else if cfg.tls.ca.is_some() || cfg.tls.cert.is_some() {
+            log::warn!("config: ssl_ca/ssl_cert are set but ssl is false: connecting without TLS");
+        }
+        Ok(Connector {
+            opts: builder.into(),
+            session_sqls: cfg.session_sqls.clone(),
+            retries: cfg.connect_retries,
+            forced_flavor: cfg.engine,
+            endpoint: cfg.endpoint(),
+            server: OnceLock::new(),
+            announced: AtomicBool::new(false),
+            _pem_files: pem_files,
+        })
+    }
+
+    /// Opens a connection with retries, sets up the session, and returns it.
+    ///
+    /// `purpose` names the connection in errors (e.g. "discovery").
+    pub fn connect(&self, purpose: &str) -> Result<Conn> {
+        let mut attempt = 0u32;
+        loop {
+            match self.connect_once(purpose) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    let permanent = match &e {
+                        Error::Mysql { source, .. } => is_permanent(source),
+                        _ => true,
+                    };
+                    if permanent || attempt >= self.retries {
+                        return Err(e);
+                    }
+                    let delay = backoff(attempt);
+                    log::warn!(
+                        "{e}; retrying in {:.1} s (attempt {} of {})",
+                        delay.as_secs_f64(),
+                        attempt + 1,
+                        self.retries
+                    );
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// The server's flavor and version (known after the first successful connection).
+    pub fn server(&self) -> Option<&ServerInfo> {
+        self.server.get()
+    }
+
+    fn connect_once(&self, purpose: &str) -> Result<Conn> {
+        let ctx = || format!("cannot connect to {} ({purpose})", self.endpoint);
+        let mut conn = Conn::new(self.opts.clone()).map_err(|e| Error::mysql(ctx(), e))?;
+        let setup = [
+            "SET time_zone = '+00:00'".to_string(),
+            "SET NAMES utf8mb4".to_string(),
+            format!(
+                "SET SESSION net_read_timeout = {NET_TIMEOUT_S}, net_write_timeout = {NET_TIMEOUT_S}, wait_timeout = {WAIT_TIMEOUT_S}"
+            ),
+        ];
+        for sql in &setup {
+            conn.query_drop(sql)
+                .context(format!("session setup on {} failed: {sql}", self.endpoint))?;
+        }
+        for sql in &self.session_sqls {
+            if let Err(e) = conn.query_drop(sql) {
+                log::warn!(
+                    "session_sqls: statement failed and was skipped: {sql}: {}",
+                    Error::mysql("", e).to_string().trim_start_matches(": ")
+                );
+            }
+        }
+        if self.server.get().is_none() {
+            let info = self.detect(&mut conn)?;
+            let _ = self.server.set(info);
+        }
+        if !self.announced.swap(true, Ordering::SeqCst) {
+            self.announce(&mut conn)?;
+        }
+        Ok(conn)
+    }
+
+    fn detect(&self, conn: &mut Conn) -> Result<ServerInfo> {
+        let row: Option<(String, Option<String>)> = conn
+            .query_first("SELECT VERSION(), @@version_comment")
+            .context("cannot read the server version")?;
+        let (version, comment) = row.unwrap_or_default();
+        let detected = if version.to_ascii_lowercase().contains("mariadb")
+            || comment
+                .as_deref()
+                .is_some_and(|c| c.to_ascii_lowercase().contains("mariadb"))
+        {
+            Flavor::Mariadb
+        } else {
+            Flavor::Mysql
+        };
+        let flavor = match self.forced_flavor {
+            Some(f) if f != detected => {
+                log::warn!("config: engine is {f} but the server reports {detected} ({version}); using {f}");
+                f
+            }
+            Some(f) => f,
+            None => detected,
+        };
+        Ok(ServerInfo {
+            flavor,
+            version_tuple: parse_version(&version),
+            version,
+        })
+    }
+
+    fn announce(&self, conn: &mut Conn) -> Result<()> {
+        let cipher: Option<(String, String)> = conn
+            .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .context("cannot read the TLS status")?;
+        let cipher = cipher.map(|(_, v)| v).filter(|v| !v.is_empty());
+        if let Some(s) = self.server.get() {
+            log::info!(
+                "connected to {} {} at {} (TLS: {})",
+                s.flavor,
+                s.version,
+                self.endpoint,
+                cipher.as_deref().unwrap_or("off")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Errors that another attempt cannot fix.
+pub fn is_permanent(e: &mysql::Error) -> bool {
+    match e {
+        mysql::Error::MySqlError(se) => matches!(
+            se.code,
+            1044 // access denied to database
+            | 1045 // access denied (password)
+            | 1049 // unknown database
+            | 1130 // host not allowed
+            | 1251 // client does not support auth protocol
+            | 1698 // access denied (unix socket auth)
+            | 3159 // secure transport required
+            | 1227 // missing privilege
+            | 1142 | 1143 // table/column access denied
+            | 1146 // table does not exist
+            | 1064 // syntax
+        ),
+        mysql::Error::DriverError(d) => matches!(
+            d,
+            mysql::DriverError::TlsNotSupported
+                | mysql::DriverError::UnknownAuthPlugin(_)
+                | mysql::DriverError::CleartextPluginDisabled
+                | mysql::DriverError::OldMysqlPasswordDisabled
+        ),
+        mysql::Error::TlsError(_) | mysql::Error::UrlError(_) => true,
+        mysql::Error::IoError(io) => {
+            // rustls reports certificate problems as InvalidData io errors.
+            io.kind() == std::io::ErrorKind::InvalidData
+        }
+        _ => false,
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((1000u64 << attempt.min(5)).min(30_000))
+}
+
+/// Parses `10.11.19-MariaDB-0+deb12u1` or `8.0.36` into numbers; missing parts are 0.
+pub fn parse_version(v: &str) -> (u32, u32, u32) {
+    let core = v
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap_or("");
+    let mut parts = core.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
+/// Inline PEM goes to a private temp file (the driver takes paths); paths must exist.
+fn pem_path(
+    src: &PemSource,
+    key: &str,
+    files: &mut Vec<tempfile::TempPath>,
+) -> Result<std::path::PathBuf> {
+    match src {
+        PemSource::Path(p) => {
+            if !p.is_file() {
+                return Err(Error::usage(format!(
+                    "config: '{key}' names a file that does not exist or is not readable: {}",
+                    p.display()
+                )));
+            }
+            Ok(p.clone())
+        }
+        PemSource::Inline(text) => {
+            // tempfile creates files readable by the owner only.
+            let mut f = tempfile::Builder::new()
+                .prefix("tap-mysql-")
+                .suffix(".pem")
+                .tempfile()
+                .map_err(|e| Error::io(format!("cannot write {key} to a temp file"), e))?;
+            f.write_all(text.expose().as_bytes())
+                .map_err(|e| Error::io(format!("cannot write {key} to a temp file"), e))?;
+            let path = f.into_temp_path();
+            let p = path.to_path_buf();
+            files.push(path);
+            Ok(p)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("10.11.19-MariaDB-0+deb12u1"), (10, 11, 19));
+        assert_eq!(parse_version("8.0.36"), (8, 0, 36));
+        assert_eq!(parse_version("5.5.5-10.6.1-MariaDB"), (5, 5, 5));
+        assert_eq!(parse_version("garbage"), (0, 0, 0));
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(10), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,4 @@
+//! Everything that talks to the server.
+
+pub mod connect;
+pub mod query;

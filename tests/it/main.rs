@@ -1,0 +1,7 @@
+//! Integration tests: one binary, so one private MariaDB server serves them all.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli_errors;
+mod discover;

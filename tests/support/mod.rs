@@ -1,0 +1,315 @@
+//! Test harness: a private MariaDB server for the whole test process, plus helpers.
+//!
+//! The server is `mariadbd` (from PATH or /usr/sbin) in a temp dir on a free port, with
+//! binlog on (ROW, FULL image, FULL metadata), GTIDs, and a fixed server_id. It is started
+//! once per test process and removed when the process exits (a watchdog process kills it and
+//! deletes the directory as soon as the test process is gone, however it ended).
+//!
+//! Tests create their own database with [`fresh_db`] and never share tables.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, OptsBuilder};
+
+/// The test user the tap logs in with (password auth over TCP).
+pub const USER: &str = "tap";
+/// Its password; tests check that it never appears in output.
+pub const PASSWORD: &str = "tap-Secret-pw-91";
+
+/// A running private server.
+pub struct Server {
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    /// Unix socket path.
+    pub socket: PathBuf,
+    /// Data directory root (temp).
+    pub dir: PathBuf,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The shared server, started on first use. Panics with a clear message when it cannot start.
+pub fn server() -> &'static Server {
+    match SERVER.get_or_init(start) {
+        Ok(s) => s,
+        Err(e) => panic!("test MariaDB server unavailable: {e}"),
+    }
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn start() -> Result<Server, String> {
+    let mariadbd = find_binary("mariadbd")
+        .or_else(|| find_binary("mysqld"))
+        .ok_or("mariadbd not found on PATH or in /usr/sbin: install Debian's mariadb-server package (apt-get install mariadb-server)")?;
+    let install = find_binary("mariadb-install-db")
+        .or_else(|| find_binary("mysql_install_db"))
+        .ok_or("mariadb-install-db not found: install Debian's mariadb-server package")?;
+    let dir = tempfile::Builder::new()
+        .prefix("tap-mysql-test-")
+        .tempdir()
+        .map_err(|e| format!("cannot create temp dir: {e}"))?
+        .keep();
+    let data = dir.join("data");
+    let root_user = if is_root() {
+        vec!["--user=root".to_string()]
+    } else {
+        vec![]
+    };
+    let out = Command::new(&install)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg("--auth-root-authentication-method=normal")
+        .arg("--skip-test-db")
+        .args(&root_user)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", install.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let port = free_port()?;
+    let socket = dir.join("mysqld.sock");
+    let mut child = Command::new(&mariadbd)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+        .arg(format!("--log-error={}", dir.join("error.log").display()))
+        .arg(format!("--log-bin={}", dir.join("binlog").display()))
+        .arg("--binlog-format=ROW")
+        .arg("--binlog-row-image=FULL")
+        .arg("--binlog-row-metadata=FULL")
+        .arg("--server-id=1")
+        .arg("--gtid-domain-id=0")
+        .arg("--max-connections=500")
+        .arg("--innodb-buffer-pool-size=512M")
+        .arg("--innodb-log-file-size=256M")
+        .arg("--innodb-flush-log-at-trx-commit=0")
+        .arg("--sync-binlog=0")
+        .arg("--innodb-doublewrite=0")
+        .arg("--skip-name-resolve")
+        .arg("--character-set-server=utf8mb4")
+        .arg("--collation-server=utf8mb4_general_ci")
+        .args(&root_user)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", mariadbd.display()))?;
+    // Watchdog: when this test process is gone, stop the server and delete its files.
+    let script = format!(
+        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9 {child} 2>/dev/null; sleep 1; rm -rf '{dir}'",
+        parent = std::process::id(),
+        child = child.id(),
+        dir = dir.display()
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            return Err(format!("mariadbd exited with {status}: {log}"));
+        }
+        let opts = OptsBuilder::new()
+            .socket(Some(socket.to_string_lossy().to_string()))
+            .user(Some("root"));
+        if let Ok(mut c) = Conn::new(opts) {
+            c.query_drop(format!(
+                "CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'"
+            ))
+            .and_then(|_| {
+                c.query_drop(format!(
+                    "GRANT ALL ON *.* TO '{USER}'@'%' WITH GRANT OPTION"
+                ))
+            })
+            .map_err(|e| format!("cannot create the test user: {e}"))?;
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("mariadbd did not accept connections within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Server { port, socket, dir })
+}
+
+/// A root connection over the Unix socket.
+pub fn root_conn() -> Conn {
+    let s = server();
+    let opts = OptsBuilder::new()
+        .socket(Some(s.socket.to_string_lossy().to_string()))
+        .user(Some("root"));
+    Conn::new(opts).expect("root connection to the test server")
+}
+
+/// A connection to `db` as root.
+pub fn db_conn(db: &str) -> Conn {
+    let s = server();
+    let opts = OptsBuilder::new()
+        .socket(Some(s.socket.to_string_lossy().to_string()))
+        .user(Some("root"))
+        .db_name(Some(db));
+    let mut c = Conn::new(opts).expect("connection to the test database");
+    c.query_drop("SET NAMES utf8mb4").expect("set names");
+    c
+}
+
+/// Creates a new empty database (utf8mb4) and returns its name.
+pub fn fresh_db(hint: &str) -> String {
+    let n = DB_COUNTER.fetch_add(1, Ordering::SeqCst);
+    let name = format!("t_{hint}_{n}");
+    let mut c = root_conn();
+    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .expect("drop db");
+    c.query_drop(format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+    ))
+    .expect("create db");
+    name
+}
+
+/// Path of a file in the repository's fixtures/.
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// Runs a fixture SQL file (multi-statement text) in `db`.
+pub fn load_fixture(db: &str, name: &str) {
+    let sql = std::fs::read_to_string(fixture_path(name)).expect("fixture file");
+    let mut c = db_conn(db);
+    c.query_drop(&sql)
+        .unwrap_or_else(|e| panic!("loading fixture {name}: {e}"));
+}
+
+/// A database loaded with a fixture, created once per name per process.
+pub fn fixture_db(name: &str) -> String {
+    let db = fresh_db(name.trim_end_matches(".sql"));
+    load_fixture(&db, name);
+    db
+}
+
+/// Base config for the tap against the test server (TCP, password auth).
+pub fn base_config() -> serde_json::Value {
+    serde_json::json!({
+        "host": "127.0.0.1",
+        "port": server().port,
+        "user": USER,
+        "password": PASSWORD,
+        "connect_retries": 0,
+    })
+}
+
+/// Writes JSON to a temp file that lives as long as the returned handle.
+pub fn json_file(value: &serde_json::Value) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(f.path(), serde_json::to_vec_pretty(value).expect("json")).expect("write");
+    f
+}
+
+/// The tap binary under test.
+pub fn tap_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tap-mysql")
+}
+
+/// Runs the tap with arguments and extra environment, returning its output.
+pub fn run_tap(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(tap_bin());
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // Keep the developer's own TAP_MYSQL_* settings out of tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TAP_MYSQL_") && !env.iter().any(|(e, _)| *e == k) {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.output().expect("run tap-mysql")
+}
+
+/// stdout as text.
+pub fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Creates (or recreates) a database with exactly this name.
+pub fn named_db(name: &str) -> String {
+    let mut c = root_conn();
+    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .expect("drop db");
+    c.query_drop(format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+    ))
+    .expect("create db");
+    name.to_string()
+}
+
+/// Runs the tap's discovery with `config` and returns the parsed catalog.
+pub fn discover(config: &serde_json::Value) -> serde_json::Value {
+    let f = json_file(config);
+    let out = run_tap(&["--config", f.path().to_str().unwrap(), "--discover"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "discover failed: {}",
+        stderr_of(&out)
+    );
+    serde_json::from_slice(&out.stdout).expect("catalog is JSON")
+}
