@@ -149,6 +149,10 @@ pub struct Config {
     pub connect_retries: u32,
     /// Type mapping options.
     pub types: TypeOptions,
+    /// STATE at least every this many rows.
+    pub state_interval_rows: u64,
+    /// STATE at least every this many seconds.
+    pub state_interval_s: u64,
     /// Log level.
     pub log_level: log::LevelFilter,
 }
@@ -240,6 +244,8 @@ impl Config {
                 decimal_as_string: r.boolean("decimal_as_string")?.unwrap_or(false),
                 json_as_string: r.boolean("json_as_string")?.unwrap_or(false),
             },
+            state_interval_rows: r.int("state_interval_rows", 1, 1_000_000_000)?.unwrap_or(100_000) as u64,
+            state_interval_s: r.int("state_interval_s", 1, 86_400)?.unwrap_or(30) as u64,
             log_level,
         })
     }

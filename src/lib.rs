@@ -7,10 +7,12 @@ pub mod about;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod encode;
 pub mod error;
 pub mod logging;
 pub mod run;
 pub mod singer;
 pub mod source;
+pub mod sync;
 
 pub use error::{Error, Result};

@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use crate::about;
-use crate::catalog::discover;
+use crate::catalog::{discover, Catalog};
+use crate::singer::state::State;
 use crate::cli::{AboutFormat, Cli};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -34,9 +35,27 @@ pub fn run(cli: &Cli) -> Result<()> {
         // Meltano passes --state and --catalog along with --discover: accepted and ignored.
         return discover_to_stdout(&config);
     }
-    Err(Error::usage(
-        "sync is not available in this build yet: run with --discover",
-    ))
+    let catalog = match cli.catalog_path() {
+        Some(path) => Some(load_catalog(path)?),
+        None => {
+            log::info!("no --catalog given: syncing every discovered table with FULL_TABLE");
+            None
+        }
+    };
+    let state = match &cli.state {
+        Some(path) => State::load(path)?,
+        None => State::default(),
+    };
+    crate::sync::sync(&config, catalog.as_ref(), state)
+}
+
+/// Reads a catalog file (`--catalog` or `--properties`).
+pub fn load_catalog(path: &std::path::Path) -> Result<Catalog> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read catalog file {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::usage(format!("catalog file {} is not a valid Singer catalog: {e}", path.display()))
+    })
 }
 
 /// `--discover`: connect, read information_schema once, print the catalog.

@@ -1,0 +1,123 @@
+//! The fixed Singer messages (SCHEMA, ACTIVATE_VERSION) and the RECORD frame.
+//!
+//! RECORD lines are assembled by [`RecordFrame`] from precomputed pieces: the prefix with the
+//! stream name, one pre-escaped key per column, and a suffix holding `version` and
+//! `time_extracted` (computed once per run).
+
+use serde_json::{json, Value};
+
+use super::super::encode::json::write_str;
+
+/// A `SCHEMA` message line.
+pub fn schema_message(
+    stream: &str,
+    schema: &Value,
+    key_properties: &[String],
+    bookmark_properties: Option<&[String]>,
+) -> Vec<u8> {
+    let mut msg = json!({
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": schema,
+        "key_properties": key_properties,
+    });
+    if let (Some(bp), Value::Object(m)) = (bookmark_properties, &mut msg) {
+        m.insert("bookmark_properties".into(), json!(bp));
+    }
+    line(&msg)
+}
+
+/// An `ACTIVATE_VERSION` message line.
+pub fn activate_version_message(stream: &str, version: u64) -> Vec<u8> {
+    line(&json!({"type": "ACTIVATE_VERSION", "stream": stream, "version": version}))
+}
+
+fn line(v: &Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec(v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Precomputed pieces of a stream's RECORD lines.
+#[derive(Clone, Debug)]
+pub struct RecordFrame {
+    prefix: Vec<u8>,
+    keys: Vec<Vec<u8>>,
+    suffix: Vec<u8>,
+}
+
+impl RecordFrame {
+    /// Frames for `stream` with these columns; `version` for FULL_TABLE records.
+    pub fn new(stream: &str, columns: &[&str], version: Option<u64>, time_extracted: &str) -> Self {
+        let mut prefix = br#"{"type":"RECORD","stream":"#.to_vec();
+        write_str(&mut prefix, stream);
+        prefix.extend_from_slice(br#","record":{"#);
+        let keys = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut k = Vec::with_capacity(c.len() + 4);
+                if i > 0 {
+                    k.push(b',');
+                }
+                write_str(&mut k, c);
+                k.push(b':');
+                k
+            })
+            .collect();
+        let mut suffix = b"}".to_vec();
+        if let Some(v) = version {
+            suffix.extend_from_slice(br#","version":"#);
+            suffix.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        }
+        suffix.extend_from_slice(br#","time_extracted":"#);
+        write_str(&mut suffix, time_extracted);
+        suffix.extend_from_slice(b"}\n");
+        RecordFrame {
+            prefix,
+            keys,
+            suffix,
+        }
+    }
+
+    /// Start of a record line.
+    #[inline]
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// `"column":` (with a leading comma after the first column).
+    #[inline]
+    pub fn key(&self, i: usize) -> &[u8] {
+        &self.keys[i]
+    }
+
+    /// End of a record line, newline included.
+    #[inline]
+    pub fn suffix(&self) -> &[u8] {
+        &self.suffix
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_builds_a_record() {
+        let f = RecordFrame::new("db-t", &["id", "na\"me"], Some(7), "2024-01-01T00:00:00Z");
+        let mut out = f.prefix().to_vec();
+        out.extend_from_slice(f.key(0));
+        out.extend_from_slice(b"1");
+        out.extend_from_slice(f.key(1));
+        out.extend_from_slice(b"\"x\"");
+        out.extend_from_slice(f.suffix());
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "RECORD", "stream": "db-t", "record": {"id": 1, "na\"me": "x"},
+                   "version": 7, "time_extracted": "2024-01-01T00:00:00Z"})
+        );
+        assert!(out.ends_with(b"}\n"));
+    }
+}

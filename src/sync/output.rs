@@ -1,0 +1,138 @@
+//! The single writer: the only code that touches stdout.
+//!
+//! Workers fill large byte buffers with complete messages and send them, in order, through a
+//! bounded channel (back-pressure: a slow target slows the workers, memory stays bounded).
+//! Bookmark updates travel through the same channel behind the records they cover, and the
+//! writer owns the state: a STATE line is written only after every record it covers.
+
+use std::io::Write;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::singer::state::State;
+
+/// Size at which a worker hands its buffer to the writer.
+pub const BUFFER_BYTES: usize = 256 * 1024;
+/// Buffers in flight between workers and the writer.
+const CHANNEL_DEPTH: usize = 16;
+
+enum Out {
+    Data(Vec<u8>),
+    Bookmark {
+        stream: String,
+        bookmark: Map<String, Value>,
+        syncing: Option<String>,
+    },
+}
+
+/// A worker's handle to the writer. Cheap to clone.
+#[derive(Clone)]
+pub struct OutputSender {
+    tx: Sender<Out>,
+    recycled: Receiver<Vec<u8>>,
+}
+
+impl OutputSender {
+    /// An empty buffer, reused from the writer when one is free.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BUFFER_BYTES + 64 * 1024))
+    }
+
+    /// Sends complete messages.
+    pub fn send(&self, buf: Vec<u8>) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(Out::Data(buf)).map_err(|_| closed())
+    }
+
+    /// Replaces a stream's bookmark and writes a STATE line (after everything sent before).
+    /// `syncing` becomes `currently_syncing`.
+    pub fn bookmark(
+        &self,
+        stream: &str,
+        bookmark: Map<String, Value>,
+        syncing: Option<&str>,
+    ) -> Result<()> {
+        self.tx
+            .send(Out::Bookmark {
+                stream: stream.to_string(),
+                bookmark,
+                syncing: syncing.map(str::to_string),
+            })
+            .map_err(|_| closed())
+    }
+}
+
+fn closed() -> Error {
+    Error::runtime("output writer stopped")
+}
+
+/// The writer thread.
+pub struct Writer {
+    handle: JoinHandle<Result<State>>,
+}
+
+impl Writer {
+    /// Starts the writer on `sink` with the run's initial state.
+    pub fn spawn<W: Write + Send + 'static>(sink: W, state: State) -> (OutputSender, Writer) {
+        let (tx, rx) = bounded::<Out>(CHANNEL_DEPTH);
+        let (recycle_tx, recycled) = bounded::<Vec<u8>>(CHANNEL_DEPTH);
+        let handle = std::thread::Builder::new()
+            .name("singer-writer".into())
+            .spawn(move || write_loop(sink, state, rx, recycle_tx))
+            .unwrap_or_else(|e| {
+                // Cannot start a thread: report through the join handle of a trivial one.
+                let msg = format!("cannot start the writer thread: {e}");
+                std::thread::spawn(move || Err(Error::runtime(msg)))
+            });
+        (OutputSender { tx, recycled }, Writer { handle })
+    }
+
+    /// Waits for the writer to drain (all senders must be dropped) and returns the final state.
+    pub fn finish(self) -> Result<State> {
+        self.handle
+            .join()
+            .map_err(|_| Error::runtime("the output writer thread panicked"))?
+    }
+}
+
+fn write_loop<W: Write>(
+    mut sink: W,
+    mut state: State,
+    rx: Receiver<Out>,
+    recycle: Sender<Vec<u8>>,
+) -> Result<State> {
+    let write_err = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::runtime("stdout was closed by the reader (broken pipe): stopping")
+        } else {
+            Error::io("cannot write Singer messages to stdout", e)
+        }
+    };
+    for msg in rx {
+        match msg {
+            Out::Data(mut buf) => {
+                sink.write_all(&buf).map_err(write_err)?;
+                buf.clear();
+                let _ = recycle.try_send(buf);
+            }
+            Out::Bookmark {
+                stream,
+                bookmark,
+                syncing,
+            } => {
+                state.set_bookmark(&stream, bookmark);
+                state.set_currently_syncing(syncing.as_deref());
+                sink.write_all(&state.message()).map_err(write_err)?;
+            }
+        }
+    }
+    sink.flush().map_err(write_err)?;
+    Ok(state)
+}

@@ -1,0 +1,326 @@
+//! Planning: which streams, which columns, which method, from the catalog and the live tables.
+//!
+//! Selection follows the Singer SDK rules: a field with `inclusion: unsupported` never,
+//! `automatic` always, else its `selected`, else `selected-by-default`, else the stream's
+//! selection. A stream is selected by its `selected`, else `selected-by-default`, else the
+//! legacy `"selected": true` on the stream or its schema. Column types always come from the live
+//! table (so values and SCHEMA agree), never from the catalog's JSON Schema.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::catalog::discover::TableInfo;
+use crate::catalog::types::ColumnKind;
+use crate::catalog::{Catalog, CatalogStream};
+use crate::config::TypeOptions;
+use crate::encode::Encoder;
+use crate::error::{Error, Result};
+use crate::source::query::quote_ident;
+
+/// Replication method of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Whole table every run, resumable by key, with table versions.
+    FullTable,
+    /// Rows at or past the replication-key bookmark.
+    Incremental,
+    /// Binlog change data capture.
+    LogBased,
+}
+
+impl Method {
+    fn parse(s: &str) -> Option<Method> {
+        match s.to_ascii_uppercase().as_str() {
+            "FULL_TABLE" => Some(Method::FullTable),
+            "INCREMENTAL" => Some(Method::Incremental),
+            "LOG_BASED" => Some(Method::LogBased),
+            _ => None,
+        }
+    }
+}
+
+/// A column to read.
+#[derive(Clone, Debug)]
+pub struct PlannedColumn {
+    /// Column name.
+    pub name: String,
+    /// What it holds.
+    pub kind: ColumnKind,
+    /// How its bytes become JSON.
+    pub encoder: Encoder,
+    /// The SELECT expression (quoted; spatial columns read as GeoJSON).
+    pub select_expr: String,
+}
+
+/// Everything needed to sync one stream.
+#[derive(Clone, Debug)]
+pub struct StreamPlan {
+    /// `<db>-<table>`.
+    pub stream_id: String,
+    /// Database.
+    pub database: String,
+    /// Table.
+    pub table: String,
+    /// Selected columns in table order.
+    pub columns: Vec<PlannedColumn>,
+    /// `key_properties` of the SCHEMA message.
+    pub key_properties: Vec<String>,
+    /// Indexes (into `columns`) of the unique, orderable key used to resume FULL_TABLE; empty
+    /// when the table cannot be resumed (no key, or a key whose SQL order differs from its text).
+    pub resume_key: Vec<usize>,
+    /// Method.
+    pub method: Method,
+    /// Index (into `columns`) of the replication key, for INCREMENTAL.
+    pub replication_key: Option<usize>,
+    /// JSON Schema of the SCHEMA message.
+    pub schema: Value,
+    /// Optimizer row estimate, for progress.
+    pub row_estimate: Option<u64>,
+}
+
+impl StreamPlan {
+    /// The replication key's column name.
+    pub fn replication_key_name(&self) -> Option<&str> {
+        self.replication_key.map(|i| self.columns[i].name.as_str())
+    }
+}
+
+/// Plans every stream of `catalog` that is selected, or every table when there is no catalog.
+pub fn plan(
+    catalog: Option<&Catalog>,
+    tables: &[TableInfo],
+    opts: &TypeOptions,
+) -> Result<Vec<StreamPlan>> {
+    let by_id: HashMap<String, &TableInfo> = tables.iter().map(|t| (t.stream_id(), t)).collect();
+    let Some(catalog) = catalog else {
+        return Ok(tables
+            .iter()
+            .map(|t| {
+                let cols: Vec<&str> = t
+                    .columns
+                    .iter()
+                    .filter(|c| c.kind != ColumnKind::Unsupported)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                build(t, &cols, t.key.clone(), Method::FullTable, None, opts)
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .collect());
+    };
+    let mut plans = Vec::new();
+    for s in &catalog.streams {
+        if !stream_selected(s) {
+            continue;
+        }
+        let id = &s.tap_stream_id;
+        let table = locate(s, &by_id).ok_or_else(|| {
+            Error::usage(format!(
+                "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
+            ))
+        })?;
+        let md = s.stream_metadata();
+        let method = match md
+            .and_then(|m| m.get("replication-method"))
+            .or_else(|| s.extra.get("replication_method"))
+            .and_then(Value::as_str)
+        {
+            Some(m) => Method::parse(m).ok_or_else(|| {
+                Error::usage(format!(
+                    "stream '{id}': unknown replication-method '{m}' (use FULL_TABLE, INCREMENTAL or LOG_BASED)"
+                ))
+            })?,
+            None => {
+                log::info!("stream '{id}': no replication-method in the catalog, using FULL_TABLE");
+                Method::FullTable
+            }
+        };
+        let replication_key = md
+            .and_then(|m| m.get("replication-key"))
+            .or_else(|| s.extra.get("replication_key"))
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
+        let key_properties = match md.and_then(|m| m.get("table-key-properties")) {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => table.key.clone(),
+        };
+        // Columns: every catalog property must still exist; unsupported ones are skipped.
+        let mut selected: Vec<&str> = Vec::new();
+        let stream_on = true;
+        if let Some(props) = s.schema.get("properties").and_then(Value::as_object) {
+            for name in props.keys() {
+                if !table.columns.iter().any(|c| &c.name == name) {
+                    if name.starts_with("_sdc_") {
+                        continue;
+                    }
+                    return Err(Error::usage(format!(
+                        "stream '{id}': column '{name}' is in the catalog but not in the table (run --discover again)"
+                    )));
+                }
+            }
+        }
+        for c in &table.columns {
+            if c.kind == ColumnKind::Unsupported {
+                continue;
+            }
+            let fm = s.field_metadata(&c.name);
+            let in_catalog = s
+                .schema
+                .get("properties")
+                .and_then(|p| p.get(&c.name))
+                .is_some();
+            let automatic = key_properties.contains(&c.name)
+                || fm.and_then(|m| m.get("inclusion")).and_then(Value::as_str) == Some("automatic")
+                || replication_key.as_deref() == Some(c.name.as_str());
+            let chosen = automatic
+                || match fm {
+                    Some(m) if m.get("inclusion").and_then(Value::as_str) == Some("unsupported") => false,
+                    Some(m) => m
+                        .get("selected")
+                        .or_else(|| m.get("selected-by-default"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(stream_on && in_catalog),
+                    None => {
+                        in_catalog
+                            && s.schema["properties"][&c.name]
+                                .get("selected")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(stream_on)
+                    }
+                };
+            if chosen {
+                selected.push(c.name.as_str());
+            }
+        }
+        for k in &key_properties {
+            if !table.columns.iter().any(|c| &c.name == k) {
+                return Err(Error::usage(format!(
+                    "stream '{id}': key property '{k}' is not a column of the table"
+                )));
+            }
+        }
+        if method == Method::Incremental {
+            let Some(rk) = &replication_key else {
+                return Err(Error::usage(format!(
+                    "stream '{id}': INCREMENTAL needs a replication-key in the stream metadata"
+                )));
+            };
+            let col = table.columns.iter().find(|c| &c.name == rk).ok_or_else(|| {
+                Error::usage(format!(
+                    "stream '{id}': replication-key '{rk}' is not a column of the table"
+                ))
+            })?;
+            if !col.kind.is_replication_key_candidate() {
+                return Err(Error::usage(format!(
+                    "stream '{id}': replication-key '{rk}' has type {} which cannot be compared reliably",
+                    col.column_type
+                )));
+            }
+        }
+        let rk = if method == Method::Incremental {
+            replication_key.as_deref()
+        } else {
+            None
+        };
+        plans.push(build(table, &selected, key_properties, method, rk, opts)?);
+    }
+    Ok(plans)
+}
+
+fn locate<'a>(s: &CatalogStream, by_id: &HashMap<String, &'a TableInfo>) -> Option<&'a TableInfo> {
+    let md = s.stream_metadata();
+    let db = md.and_then(|m| m.get("database-name")).and_then(Value::as_str);
+    let table = s.table_name.as_deref();
+    if let (Some(db), Some(table)) = (db, table) {
+        if let Some(t) = by_id.get(&crate::catalog::discover::stream_id(db, table)) {
+            return Some(t);
+        }
+    }
+    by_id.get(&s.tap_stream_id).copied()
+}
+
+/// Whether a catalog stream is selected.
+pub fn stream_selected(s: &CatalogStream) -> bool {
+    if let Some(m) = s.stream_metadata() {
+        if let Some(v) = m.get("selected").and_then(Value::as_bool) {
+            return v;
+        }
+    }
+    if let Some(v) = s.extra.get("selected").and_then(Value::as_bool) {
+        return v;
+    }
+    if let Some(v) = s.schema.get("selected").and_then(Value::as_bool) {
+        return v;
+    }
+    s.stream_metadata()
+        .and_then(|m| m.get("selected-by-default"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn build(
+    t: &TableInfo,
+    selected: &[&str],
+    key_properties: Vec<String>,
+    method: Method,
+    replication_key: Option<&str>,
+    opts: &TypeOptions,
+) -> Result<StreamPlan> {
+    let mut columns = Vec::new();
+    let mut properties = Map::new();
+    for c in t.columns.iter().filter(|c| selected.contains(&c.name.as_str())) {
+        let Some(encoder) = Encoder::for_kind(&c.kind, opts) else {
+            continue;
+        };
+        let q = quote_ident(&c.name);
+        let select_expr = if c.kind == ColumnKind::Spatial {
+            format!("ST_AsGeoJSON({q}) AS {q}")
+        } else {
+            q
+        };
+        properties.insert(c.name.clone(), c.kind.json_schema(c.nullable, opts));
+        columns.push(PlannedColumn {
+            name: c.name.clone(),
+            kind: c.kind.clone(),
+            encoder,
+            select_expr,
+        });
+    }
+    let index_of = |name: &str| columns.iter().position(|c| c.name == name);
+    // Resume only by the table's own unique key, and only when SQL order matches text order.
+    let resume_key: Vec<usize> = t.key.iter().filter_map(|k| index_of(k)).collect();
+    let resumable = !t.key.is_empty()
+        && resume_key.len() == t.key.len()
+        && resume_key.iter().all(|&i| resumable_kind(&columns[i].kind));
+    Ok(StreamPlan {
+        stream_id: t.stream_id(),
+        database: t.database.clone(),
+        table: t.name.clone(),
+        replication_key: replication_key.and_then(index_of),
+        resume_key: if resumable { resume_key } else { vec![] },
+        key_properties,
+        method,
+        schema: json!({"type": "object", "properties": properties}),
+        row_estimate: t.row_count,
+        columns,
+    })
+}
+
+fn resumable_kind(k: &ColumnKind) -> bool {
+    matches!(
+        k,
+        ColumnKind::Integer { .. }
+            | ColumnKind::Boolean
+            | ColumnKind::Year
+            | ColumnKind::Decimal { .. }
+            | ColumnKind::Date
+            | ColumnKind::DateTime { .. }
+            | ColumnKind::Timestamp { .. }
+            | ColumnKind::Time { .. }
+            | ColumnKind::Text { .. }
+            | ColumnKind::Binary
+            | ColumnKind::Uuid
+    )
+}

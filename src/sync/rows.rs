@@ -1,0 +1,104 @@
+//! The row loop shared by every method: stream a query's rows, encode each into the output
+//! buffer, and hand checkpoints to the caller at a steady cadence.
+//!
+//! Promises: the result set is streamed (never buffered whole); a checkpoint is taken only
+//! after the buffer holding every row before it has been sent, so the bookmark the caller
+//! sends next can never run ahead of the data.
+
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, Row, Value};
+
+use super::output::{OutputSender, BUFFER_BYTES};
+use super::plan::StreamPlan;
+use crate::encode::{encode_cell, ColumnWarnings};
+use crate::error::{Error, Result};
+use crate::singer::messages::RecordFrame;
+
+/// How often bookmarks are emitted.
+#[derive(Clone, Copy, Debug)]
+pub struct Cadence {
+    /// At least every this many rows.
+    pub rows: u64,
+    /// At least this often.
+    pub interval: Duration,
+}
+
+/// What a finished read returns.
+pub struct ReadOutcome {
+    /// Rows written.
+    pub rows: u64,
+    /// The last row read (for the final bookmark).
+    pub last_row: Option<Row>,
+    /// Per-column warnings.
+    pub warnings: Vec<ColumnWarnings>,
+}
+
+/// The cell bytes of a text-protocol row.
+#[inline]
+pub fn cell(row: &Row, i: usize) -> Option<&[u8]> {
+    match row.as_ref(i) {
+        Some(Value::Bytes(b)) => Some(b.as_slice()),
+        _ => None,
+    }
+}
+
+/// Runs `sql` and writes one RECORD per row. `checkpoint` is called with the last written row
+/// every `cadence`, after its data was sent.
+pub fn read_rows(
+    conn: &mut Conn,
+    sql: &str,
+    plan: &StreamPlan,
+    frame: &RecordFrame,
+    out: &OutputSender,
+    cadence: Cadence,
+    mut checkpoint: impl FnMut(&Row) -> Result<()>,
+) -> Result<ReadOutcome> {
+    let ctx = || format!("stream '{}': reading rows", plan.stream_id);
+    log::debug!("stream '{}': {sql}", plan.stream_id);
+    let mut result = conn.query_iter(sql).map_err(|e| Error::mysql(ctx(), e))?;
+    let encoders: Vec<_> = plan.columns.iter().map(|c| c.encoder).collect();
+    let mut warnings = vec![ColumnWarnings::default(); encoders.len()];
+    let mut buf = out.buffer();
+    let mut rows = 0u64;
+    let mut since_checkpoint = 0u64;
+    let mut last_checkpoint = Instant::now();
+    let mut last_row: Option<Row> = None;
+    while let Some(row) = result.next() {
+        let row = row.map_err(|e| Error::mysql(ctx(), e))?;
+        buf.extend_from_slice(frame.prefix());
+        for (i, enc) in encoders.iter().enumerate() {
+            buf.extend_from_slice(frame.key(i));
+            encode_cell(*enc, cell(&row, i), &mut buf, &mut warnings[i]);
+        }
+        buf.extend_from_slice(frame.suffix());
+        rows += 1;
+        since_checkpoint += 1;
+        let due = since_checkpoint >= cadence.rows
+            || (rows % 1024 == 0 && last_checkpoint.elapsed() >= cadence.interval);
+        if buf.len() >= BUFFER_BYTES || due {
+            out.send(std::mem::replace(&mut buf, out.buffer()))?;
+        }
+        if due {
+            checkpoint(&row)?;
+            since_checkpoint = 0;
+            last_checkpoint = Instant::now();
+        }
+        last_row = Some(row);
+    }
+    out.send(buf)?;
+    for (c, w) in plan.columns.iter().zip(&warnings) {
+        if w.any() {
+            log::warn!(
+                "stream '{}' column '{}': {} zero/invalid dates emitted as null, {} invalid UTF-8 texts, {} invalid JSON documents emitted as strings, {} non-numeric numbers emitted as strings",
+                plan.stream_id, c.name, w.invalid_dates, w.invalid_utf8, w.invalid_json, w.invalid_number
+            );
+        }
+    }
+    Ok(ReadOutcome {
+        rows,
+        last_row,
+        warnings,
+    })
+}
