@@ -244,7 +244,9 @@ impl Config {
                 decimal_as_string: r.boolean("decimal_as_string")?.unwrap_or(false),
                 json_as_string: r.boolean("json_as_string")?.unwrap_or(false),
             },
-            state_interval_rows: r.int("state_interval_rows", 1, 1_000_000_000)?.unwrap_or(100_000) as u64,
+            state_interval_rows: r
+                .int("state_interval_rows", 1, 1_000_000_000)?
+                .unwrap_or(100_000) as u64,
             state_interval_s: r.int("state_interval_s", 1, 86_400)?.unwrap_or(30) as u64,
             log_level,
         })

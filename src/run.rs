@@ -4,10 +4,10 @@ use std::io::Write;
 
 use crate::about;
 use crate::catalog::{discover, Catalog};
-use crate::singer::state::State;
 use crate::cli::{AboutFormat, Cli};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::singer::state::State;
 use crate::source::connect::Connector;
 
 /// Runs the tap for parsed CLI arguments.
@@ -54,7 +54,10 @@ pub fn load_catalog(path: &std::path::Path) -> Result<Catalog> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::usage(format!("cannot read catalog file {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
-        Error::usage(format!("catalog file {} is not a valid Singer catalog: {e}", path.display()))
+        Error::usage(format!(
+            "catalog file {} is not a valid Singer catalog: {e}",
+            path.display()
+        ))
     })
 }
 

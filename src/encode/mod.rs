@@ -49,12 +49,15 @@ impl Encoder {
     pub fn for_kind(kind: &ColumnKind, opts: &TypeOptions) -> Option<Encoder> {
         Some(match kind {
             ColumnKind::Boolean => Encoder::Bool,
-            ColumnKind::Integer { .. } | ColumnKind::Year | ColumnKind::Float | ColumnKind::Double => {
-                Encoder::Number
-            }
+            ColumnKind::Integer { .. }
+            | ColumnKind::Year
+            | ColumnKind::Float
+            | ColumnKind::Double => Encoder::Number,
             ColumnKind::Decimal { .. } if opts.decimal_as_string => Encoder::DecimalString,
             ColumnKind::Decimal { .. } => Encoder::Number,
-            ColumnKind::Bit { bits } => Encoder::Bit { as_bool: *bits == 1 },
+            ColumnKind::Bit { bits } => Encoder::Bit {
+                as_bool: *bits == 1,
+            },
             ColumnKind::Date => Encoder::Date,
             ColumnKind::DateTime { .. } | ColumnKind::Timestamp { .. } => Encoder::DateTime,
             ColumnKind::Time { .. }
@@ -90,11 +93,40 @@ impl ColumnWarnings {
     pub fn any(&self) -> bool {
         *self != ColumnWarnings::default()
     }
+
+    /// The non-zero counts in words, e.g. `2 zero or invalid dates emitted as null`.
+    pub fn describe(&self) -> String {
+        [
+            (self.invalid_dates, "zero or invalid dates emitted as null"),
+            (
+                self.invalid_utf8,
+                "texts with invalid UTF-8 emitted with U+FFFD",
+            ),
+            (
+                self.invalid_json,
+                "invalid JSON documents emitted as strings",
+            ),
+            (
+                self.invalid_number,
+                "non-numeric numbers emitted as strings",
+            ),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
 }
 
 /// Appends the JSON for one cell. `None` is SQL NULL.
 #[inline]
-pub fn encode_cell(enc: Encoder, cell: Option<&[u8]>, out: &mut Vec<u8>, warn: &mut ColumnWarnings) {
+pub fn encode_cell(
+    enc: Encoder,
+    cell: Option<&[u8]>,
+    out: &mut Vec<u8>,
+    warn: &mut ColumnWarnings,
+) {
     let Some(b) = cell else {
         out.extend_from_slice(b"null");
         return;
@@ -230,15 +262,24 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(enc(Encoder::Number, b"-9223372036854775808"), "-9223372036854775808");
-        assert_eq!(enc(Encoder::Number, b"18446744073709551615"), "18446744073709551615");
+        assert_eq!(
+            enc(Encoder::Number, b"-9223372036854775808"),
+            "-9223372036854775808"
+        );
+        assert_eq!(
+            enc(Encoder::Number, b"18446744073709551615"),
+            "18446744073709551615"
+        );
         assert_eq!(enc(Encoder::Number, b"00000042"), "42");
         assert_eq!(enc(Encoder::Number, b"000003.50"), "3.50");
         assert_eq!(enc(Encoder::Number, b"000000.00"), "0.00");
         assert_eq!(enc(Encoder::Number, b"0000"), "0");
         assert_eq!(enc(Encoder::Number, b"0"), "0");
         assert_eq!(enc(Encoder::Number, b"0.5"), "0.5");
-        assert_eq!(enc(Encoder::Number, b"1.7976931348623157e308"), "1.7976931348623157e308");
+        assert_eq!(
+            enc(Encoder::Number, b"1.7976931348623157e308"),
+            "1.7976931348623157e308"
+        );
         assert_eq!(enc(Encoder::Number, b"inf"), "\"inf\"");
         assert_eq!(enc(Encoder::DecimalString, b"-12.30"), "\"-12.30\"");
     }
@@ -251,7 +292,10 @@ mod tests {
         assert_eq!(enc(Encoder::Bool, b"-1"), "true");
         assert_eq!(enc(Encoder::Bit { as_bool: true }, &[0]), "false");
         assert_eq!(enc(Encoder::Bit { as_bool: false }, &[0x01, 0x02]), "258");
-        assert_eq!(enc(Encoder::Bit { as_bool: false }, &[0xff; 8]), "18446744073709551615");
+        assert_eq!(
+            enc(Encoder::Bit { as_bool: false }, &[0xff; 8]),
+            "18446744073709551615"
+        );
         assert_eq!(enc(Encoder::Binary, &[0, 0xff, 0x10]), "\"AP8Q\"");
         assert_eq!(enc(Encoder::Binary, b""), "\"\"");
     }
@@ -260,7 +304,10 @@ mod tests {
     fn json_documents() {
         assert_eq!(enc(Encoder::Json, b"{\"a\":\n[1, 2]}"), "{\"a\": [1, 2]}");
         assert_eq!(enc(Encoder::Json, b"null"), "null");
-        assert_eq!(enc(Encoder::Json, b"12345678901234567890.123"), "12345678901234567890.123");
+        assert_eq!(
+            enc(Encoder::Json, b"12345678901234567890.123"),
+            "12345678901234567890.123"
+        );
         assert_eq!(enc(Encoder::Json, b"{bad"), "\"{bad\"");
         assert_eq!(enc(Encoder::JsonString, b"{\"a\":1}"), "\"{\\\"a\\\":1}\"");
     }

@@ -5,7 +5,9 @@ fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     }
@@ -24,7 +26,8 @@ pub fn valid_date(b: &[u8]) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let (Some(y), Some(m), Some(d)) = (digits(&b[0..4]), digits(&b[5..7]), digits(&b[8..10])) else {
+    let (Some(y), Some(m), Some(d)) = (digits(&b[0..4]), digits(&b[5..7]), digits(&b[8..10]))
+    else {
         return false;
     };
     y >= 1 && (1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m)
@@ -36,7 +39,8 @@ pub fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
     if b.len() < 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' || !valid_date(&b[..10]) {
         return false;
     }
-    let (Some(h), Some(mi), Some(s)) = (digits(&b[11..13]), digits(&b[14..16]), digits(&b[17..19])) else {
+    let (Some(h), Some(mi), Some(s)) = (digits(&b[11..13]), digits(&b[14..16]), digits(&b[17..19]))
+    else {
         return false;
     };
     if h > 23 || mi > 59 || s > 59 {
@@ -101,7 +105,10 @@ mod tests {
 
     #[test]
     fn datetimes() {
-        assert_eq!(dt("2024-01-02 03:04:05").unwrap(), "\"2024-01-02T03:04:05+00:00\"");
+        assert_eq!(
+            dt("2024-01-02 03:04:05").unwrap(),
+            "\"2024-01-02T03:04:05+00:00\""
+        );
         assert_eq!(
             dt("9999-12-31 23:59:59.999999").unwrap(),
             "\"9999-12-31T23:59:59.999999+00:00\""
@@ -116,8 +123,14 @@ mod tests {
             rfc3339_to_mysql("2024-01-02T03:04:05.5+00:00").as_deref(),
             Some("2024-01-02 03:04:05.5")
         );
-        assert_eq!(rfc3339_to_mysql("2024-01-02T03:04:05Z").as_deref(), Some("2024-01-02 03:04:05"));
-        assert_eq!(rfc3339_to_mysql("2024-01-02").as_deref(), Some("2024-01-02"));
+        assert_eq!(
+            rfc3339_to_mysql("2024-01-02T03:04:05Z").as_deref(),
+            Some("2024-01-02 03:04:05")
+        );
+        assert_eq!(
+            rfc3339_to_mysql("2024-01-02").as_deref(),
+            Some("2024-01-02")
+        );
         assert_eq!(rfc3339_to_mysql("2024-01-02T03:04:05+02:00"), None);
         assert_eq!(rfc3339_to_mysql("x'; DROP"), None);
     }

@@ -20,9 +20,8 @@ impl State {
     /// Reads a state file. Accepts the plain state and the `{"value": {...}}` wrapper some
     /// runners store.
     pub fn load(path: &Path) -> Result<State> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::usage(format!("cannot read state file {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::usage(format!("cannot read state file {}: {e}", path.display())))?;
         if text.trim().is_empty() {
             return Ok(State::default());
         }
@@ -32,9 +31,8 @@ impl State {
                 path.display()
             ))
         })?;
-        State::from_value(value).map_err(|msg| {
-            Error::usage(format!("state file {}: {msg}", path.display()))
-        })
+        State::from_value(value)
+            .map_err(|msg| Error::usage(format!("state file {}: {msg}", path.display())))
     }
 
     /// Builds a state from a parsed document.
@@ -128,6 +126,9 @@ mod tests {
         );
         assert!(State::from_value(json!([1])).is_err());
         assert!(State::from_value(json!({"bookmarks": {"a": 1}})).is_err());
-        assert_eq!(State::from_value(json!({})).unwrap().bookmark("x"), Map::new());
+        assert_eq!(
+            State::from_value(json!({})).unwrap().bookmark("x"),
+            Map::new()
+        );
     }
 }

@@ -18,7 +18,11 @@ pub fn value_from_cell(kind: &ColumnKind, cell: Option<&[u8]>) -> Option<Value> 
         ColumnKind::Integer { .. } | ColumnKind::Boolean | ColumnKind::Year => {
             let text = std::str::from_utf8(b).ok()?;
             let trimmed = text.trim_start_matches('0');
-            let digits = if trimmed.is_empty() || trimmed.starts_with('.') { "0" } else { trimmed };
+            let digits = if trimmed.is_empty() || trimmed.starts_with('.') {
+                "0"
+            } else {
+                trimmed
+            };
             digits
                 .parse::<i64>()
                 .map(Value::from)
@@ -27,7 +31,9 @@ pub fn value_from_cell(kind: &ColumnKind, cell: Option<&[u8]>) -> Option<Value> 
                 .or_else(|| Some(Value::String(text.to_string())))
         }
         ColumnKind::Binary => Some(Value::String(crate::encode::base64(b))),
-        ColumnKind::Date => valid_date(b).then(|| Value::String(String::from_utf8_lossy(b).into_owned())),
+        ColumnKind::Date => {
+            valid_date(b).then(|| Value::String(String::from_utf8_lossy(b).into_owned()))
+        }
         ColumnKind::DateTime { .. } | ColumnKind::Timestamp { .. } => {
             let mut out = Vec::with_capacity(40);
             if !write_datetime(&mut out, b) {
@@ -75,7 +81,10 @@ pub fn literal(kind: &ColumnKind, v: &Value) -> Result<String, String> {
                 .ok_or_else(|| format!("'{text}' is not a UTC date-time"))
         }
         ColumnKind::Time { .. } => {
-            if text.bytes().all(|c| c.is_ascii_digit() || matches!(c, b':' | b'.' | b'-')) {
+            if text
+                .bytes()
+                .all(|c| c.is_ascii_digit() || matches!(c, b':' | b'.' | b'-'))
+            {
                 Ok(format!("'{text}'"))
             } else {
                 Err(format!("'{text}' is not a time"))
@@ -96,7 +105,10 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let int = ColumnKind::Integer { width: IntWidth::Big, unsigned: true };
+        let int = ColumnKind::Integer {
+            width: IntWidth::Big,
+            unsigned: true,
+        };
         let v = value_from_cell(&int, Some(b"18446744073709551615")).unwrap();
         assert_eq!(v, json!(18446744073709551615u64));
         assert_eq!(literal(&int, &v).unwrap(), "18446744073709551615");
@@ -106,14 +118,22 @@ mod tests {
         assert_eq!(v, json!("2024-01-02T03:04:05.000001+00:00"));
         assert_eq!(literal(&dt, &v).unwrap(), "'2024-01-02 03:04:05.000001'");
         assert_eq!(value_from_cell(&dt, Some(b"0000-00-00 00:00:00")), None);
-        let dec = ColumnKind::Decimal { precision: 65, scale: 30 };
+        let dec = ColumnKind::Decimal {
+            precision: 65,
+            scale: 30,
+        };
         let v = value_from_cell(&dec, Some(b"-1.000000000000000000000000000001")).unwrap();
-        assert_eq!(literal(&dec, &v).unwrap(), "-1.000000000000000000000000000001");
+        assert_eq!(
+            literal(&dec, &v).unwrap(),
+            "-1.000000000000000000000000000001"
+        );
         assert!(literal(&dec, &json!("1; DROP TABLE x")).is_err());
         let bin = ColumnKind::Binary;
         let v = value_from_cell(&bin, Some(&[0, 255])).unwrap();
         assert_eq!(literal(&bin, &v).unwrap(), "X'00FF'");
-        let text = ColumnKind::Text { max_chars: Some(10) };
+        let text = ColumnKind::Text {
+            max_chars: Some(10),
+        };
         assert_eq!(literal(&text, &json!("a'b")).unwrap(), "_utf8mb4 X'612762'");
     }
 }

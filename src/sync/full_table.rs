@@ -34,7 +34,8 @@ pub fn sync_full_table(
     time_extracted: &str,
 ) -> Result<u64> {
     let id = plan.stream_id.as_str();
-    let in_progress = bookmark.contains_key("max_pk_values") || bookmark.contains_key("last_pk_fetched");
+    let in_progress =
+        bookmark.contains_key("max_pk_values") || bookmark.contains_key("last_pk_fetched");
     let first_ever = !bookmark
         .get("initial_full_table_complete")
         .and_then(Value::as_bool)
@@ -64,12 +65,23 @@ pub fn sync_full_table(
             max_pk = read_max_key(conn, plan, &key_cols)?;
         }
         if let Some(Value::Object(max)) = &max_pk {
-            where_parts.push(tuple_compare(&key_cols, &key_literals(plan, max, "max_pk_values")?, "<="));
+            where_parts.push(tuple_compare(
+                &key_cols,
+                &key_literals(plan, max, "max_pk_values")?,
+                "<=",
+            ));
         }
         if in_progress {
             if let Some(Value::Object(last)) = bookmark.get("last_pk_fetched") {
-                where_parts.push(tuple_compare(&key_cols, &key_literals(plan, last, "last_pk_fetched")?, ">"));
-                log::info!("stream '{id}': resuming FULL_TABLE version {version} after {}", Value::Object(last.clone()));
+                where_parts.push(tuple_compare(
+                    &key_cols,
+                    &key_literals(plan, last, "last_pk_fetched")?,
+                    ">",
+                ));
+                log::info!(
+                    "stream '{id}': resuming FULL_TABLE version {version} after {}",
+                    Value::Object(last.clone())
+                );
             }
         }
     } else if in_progress {
@@ -79,11 +91,17 @@ pub fn sync_full_table(
     let mut progress = Map::new();
     progress.insert("version".into(), json!(version));
     if resumable {
-        progress.insert("max_pk_values".into(), max_pk.clone().unwrap_or_else(|| json!({})));
+        progress.insert(
+            "max_pk_values".into(),
+            max_pk.clone().unwrap_or_else(|| json!({})),
+        );
     } else {
         progress.insert("max_pk_values".into(), json!({}));
     }
-    if let Some(last) = bookmark.get("last_pk_fetched").filter(|_| in_progress && resumable) {
+    if let Some(last) = bookmark
+        .get("last_pk_fetched")
+        .filter(|_| in_progress && resumable)
+    {
         progress.insert("last_pk_fetched".into(), last.clone());
     }
     out.bookmark(id, progress.clone(), Some(id))?;
@@ -92,11 +110,25 @@ pub fn sync_full_table(
     let rows = if empty_table {
         0
     } else {
-        let columns: Vec<&str> = plan.columns.iter().map(|c| c.select_expr.as_str()).collect();
-        let mut sql = format!("SELECT {} FROM {}", columns.join(", "), qualified(&plan.database, &plan.table));
+        let columns: Vec<&str> = plan
+            .columns
+            .iter()
+            .map(|c| c.select_expr.as_str())
+            .collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            qualified(&plan.database, &plan.table)
+        );
         if !where_parts.is_empty() {
             sql.push_str(" WHERE ");
-            sql.push_str(&where_parts.iter().map(|p| format!("({p})")).collect::<Vec<_>>().join(" AND "));
+            sql.push_str(
+                &where_parts
+                    .iter()
+                    .map(|p| format!("({p})"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            );
         }
         if resumable {
             sql.push_str(" ORDER BY ");
@@ -117,7 +149,10 @@ pub fn sync_full_table(
 
     let mut done = Map::new();
     for (k, v) in &bookmark {
-        if !matches!(k.as_str(), "last_pk_fetched" | "max_pk_values" | "version" | "initial_full_table_complete") {
+        if !matches!(
+            k.as_str(),
+            "last_pk_fetched" | "max_pk_values" | "version" | "initial_full_table_complete"
+        ) {
             done.insert(k.clone(), v.clone());
         }
     }
@@ -134,7 +169,10 @@ fn last_key(plan: &StreamPlan, row: &Row) -> Map<String, Value> {
         .iter()
         .map(|&i| {
             let c = &plan.columns[i];
-            (c.name.clone(), value_from_cell(&c.kind, cell(row, i)).unwrap_or(Value::Null))
+            (
+                c.name.clone(),
+                value_from_cell(&c.kind, cell(row, i)).unwrap_or(Value::Null),
+            )
         })
         .collect()
 }
@@ -159,7 +197,11 @@ fn key_literals(plan: &StreamPlan, values: &Map<String, Value>, what: &str) -> R
 
 /// The greatest key now in the table, or None when it is empty.
 fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Result<Option<Value>> {
-    let exprs: Vec<&str> = plan.resume_key.iter().map(|&i| plan.columns[i].select_expr.as_str()).collect();
+    let exprs: Vec<&str> = plan
+        .resume_key
+        .iter()
+        .map(|&i| plan.columns[i].select_expr.as_str())
+        .collect();
     let desc: Vec<String> = key_cols.iter().map(|c| format!("{c} DESC")).collect();
     let sql = format!(
         "SELECT {} FROM {} ORDER BY {} LIMIT 1",
@@ -167,9 +209,10 @@ fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Resu
         qualified(&plan.database, &plan.table),
         desc.join(", ")
     );
-    let row: Option<Row> = conn
-        .query_first(&sql)
-        .context(format!("stream '{}': reading the greatest key", plan.stream_id))?;
+    let row: Option<Row> = conn.query_first(&sql).context(format!(
+        "stream '{}': reading the greatest key",
+        plan.stream_id
+    ))?;
     Ok(row.map(|r| {
         Value::Object(
             plan.resume_key
@@ -177,7 +220,10 @@ fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Resu
                 .enumerate()
                 .map(|(pos, &i)| {
                     let c = &plan.columns[i];
-                    (c.name.clone(), value_from_cell(&c.kind, cell(&r, pos)).unwrap_or(Value::Null))
+                    (
+                        c.name.clone(),
+                        value_from_cell(&c.kind, cell(&r, pos)).unwrap_or(Value::Null),
+                    )
                 })
                 .collect(),
         )

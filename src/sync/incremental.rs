@@ -28,10 +28,16 @@ pub fn sync_incremental(
 ) -> Result<u64> {
     let id = plan.stream_id.as_str();
     let (Some(rk_idx), Some(rk)) = (plan.replication_key, plan.replication_key_name()) else {
-        return Err(Error::usage(format!("stream '{id}': INCREMENTAL needs a replication-key")));
+        return Err(Error::usage(format!(
+            "stream '{id}': INCREMENTAL needs a replication-key"
+        )));
     };
     let rk_col = &plan.columns[rk_idx];
-    if bookmark.get("replication_key").and_then(Value::as_str).is_some_and(|k| k != rk) {
+    if bookmark
+        .get("replication_key")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != rk)
+    {
         log::info!("stream '{id}': replication key changed to '{rk}': starting from the beginning");
         bookmark.remove("replication_key_value");
     }
@@ -41,12 +47,28 @@ pub fn sync_incremental(
         bookmark.remove(k);
     }
 
-    out.send(schema_message(id, &plan.schema, &plan.key_properties, Some(&[rk.to_string()])))?;
+    out.send(schema_message(
+        id,
+        &plan.schema,
+        &plan.key_properties,
+        Some(&[rk.to_string()]),
+    ))?;
 
-    let columns: Vec<&str> = plan.columns.iter().map(|c| c.select_expr.as_str()).collect();
+    let columns: Vec<&str> = plan
+        .columns
+        .iter()
+        .map(|c| c.select_expr.as_str())
+        .collect();
     let qrk = quote_ident(rk);
-    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), qualified(&plan.database, &plan.table));
-    match bookmark.get("replication_key_value").filter(|v| !v.is_null()) {
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        columns.join(", "),
+        qualified(&plan.database, &plan.table)
+    );
+    match bookmark
+        .get("replication_key_value")
+        .filter(|v| !v.is_null())
+    {
         Some(v) => {
             let lit = literal(&rk_col.kind, v).map_err(|e| {
                 Error::usage(format!("state: stream '{id}': replication_key_value: {e}"))

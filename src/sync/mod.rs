@@ -90,15 +90,19 @@ fn sync_stream(
 ) -> Result<()> {
     let started = Instant::now();
     log::info!(
-        "stream '{}': starting {:?} sync of {} columns (about {} rows)",
+        "stream '{}': starting {} sync of {} columns (about {} rows)",
         plan.stream_id,
         plan.method,
         plan.columns.len(),
         plan.row_estimate.map_or("?".to_string(), |n| n.to_string())
     );
     let rows = match plan.method {
-        Method::FullTable => full_table::sync_full_table(conn, plan, bookmark, out, cadence, time_extracted)?,
-        Method::Incremental => incremental::sync_incremental(conn, plan, bookmark, out, cadence, time_extracted)?,
+        Method::FullTable => {
+            full_table::sync_full_table(conn, plan, bookmark, out, cadence, time_extracted)?
+        }
+        Method::Incremental => {
+            incremental::sync_incremental(conn, plan, bookmark, out, cadence, time_extracted)?
+        }
         Method::LogBased => {
             return Err(Error::usage(format!(
                 "stream '{}': LOG_BASED replication is not available in this version yet",

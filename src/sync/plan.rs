@@ -29,6 +29,16 @@ pub enum Method {
     LogBased,
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::FullTable => "FULL_TABLE",
+            Method::Incremental => "INCREMENTAL",
+            Method::LogBased => "LOG_BASED",
+        })
+    }
+}
+
 impl Method {
     fn parse(s: &str) -> Option<Method> {
         match s.to_ascii_uppercase().as_str() {
@@ -143,7 +153,11 @@ pub fn plan(
             .filter(|k| !k.is_empty())
             .map(str::to_string);
         let key_properties = match md.and_then(|m| m.get("table-key-properties")) {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
             _ => table.key.clone(),
         };
         // Columns: every catalog property must still exist; unsupported ones are skipped.
@@ -176,7 +190,11 @@ pub fn plan(
                 || replication_key.as_deref() == Some(c.name.as_str());
             let chosen = automatic
                 || match fm {
-                    Some(m) if m.get("inclusion").and_then(Value::as_str) == Some("unsupported") => false,
+                    Some(m)
+                        if m.get("inclusion").and_then(Value::as_str) == Some("unsupported") =>
+                    {
+                        false
+                    }
                     Some(m) => m
                         .get("selected")
                         .or_else(|| m.get("selected-by-default"))
@@ -207,11 +225,15 @@ pub fn plan(
                     "stream '{id}': INCREMENTAL needs a replication-key in the stream metadata"
                 )));
             };
-            let col = table.columns.iter().find(|c| &c.name == rk).ok_or_else(|| {
-                Error::usage(format!(
-                    "stream '{id}': replication-key '{rk}' is not a column of the table"
-                ))
-            })?;
+            let col = table
+                .columns
+                .iter()
+                .find(|c| &c.name == rk)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "stream '{id}': replication-key '{rk}' is not a column of the table"
+                    ))
+                })?;
             if !col.kind.is_replication_key_candidate() {
                 return Err(Error::usage(format!(
                     "stream '{id}': replication-key '{rk}' has type {} which cannot be compared reliably",
@@ -231,7 +253,9 @@ pub fn plan(
 
 fn locate<'a>(s: &CatalogStream, by_id: &HashMap<String, &'a TableInfo>) -> Option<&'a TableInfo> {
     let md = s.stream_metadata();
-    let db = md.and_then(|m| m.get("database-name")).and_then(Value::as_str);
+    let db = md
+        .and_then(|m| m.get("database-name"))
+        .and_then(Value::as_str);
     let table = s.table_name.as_deref();
     if let (Some(db), Some(table)) = (db, table) {
         if let Some(t) = by_id.get(&crate::catalog::discover::stream_id(db, table)) {
@@ -270,7 +294,11 @@ fn build(
 ) -> Result<StreamPlan> {
     let mut columns = Vec::new();
     let mut properties = Map::new();
-    for c in t.columns.iter().filter(|c| selected.contains(&c.name.as_str())) {
+    for c in t
+        .columns
+        .iter()
+        .filter(|c| selected.contains(&c.name.as_str()))
+    {
         let Some(encoder) = Encoder::for_kind(&c.kind, opts) else {
             continue;
         };

@@ -65,7 +65,7 @@ pub fn read_rows(
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = Instant::now();
     let mut last_row: Option<Row> = None;
-    while let Some(row) = result.next() {
+    for row in result.by_ref() {
         let row = row.map_err(|e| Error::mysql(ctx(), e))?;
         buf.extend_from_slice(frame.prefix());
         for (i, enc) in encoders.iter().enumerate() {
@@ -76,7 +76,7 @@ pub fn read_rows(
         rows += 1;
         since_checkpoint += 1;
         let due = since_checkpoint >= cadence.rows
-            || (rows % 1024 == 0 && last_checkpoint.elapsed() >= cadence.interval);
+            || (rows.is_multiple_of(1024) && last_checkpoint.elapsed() >= cadence.interval);
         if buf.len() >= BUFFER_BYTES || due {
             out.send(std::mem::replace(&mut buf, out.buffer()))?;
         }
@@ -91,8 +91,10 @@ pub fn read_rows(
     for (c, w) in plan.columns.iter().zip(&warnings) {
         if w.any() {
             log::warn!(
-                "stream '{}' column '{}': {} zero/invalid dates emitted as null, {} invalid UTF-8 texts, {} invalid JSON documents emitted as strings, {} non-numeric numbers emitted as strings",
-                plan.stream_id, c.name, w.invalid_dates, w.invalid_utf8, w.invalid_json, w.invalid_number
+                "stream '{}' column '{}': {}",
+                plan.stream_id,
+                c.name,
+                w.describe()
             );
         }
     }

@@ -233,14 +233,19 @@ fn version_flag() {
 
 #[test]
 fn readme_config_reference_matches_the_schema() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("<!-- settings:start -->\n").expect("settings start marker") + 24;
-    let end = readme.find("<!-- settings:end -->").expect("settings end marker");
-    let schema: serde_json::Value =
-        serde_json::from_str(tap_mysql::config::CONFIG_SCHEMA).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- settings:start -->\n")
+        .expect("settings start marker")
+        + 24;
+    let end = readme
+        .find("<!-- settings:end -->")
+        .expect("settings end marker");
+    let schema: serde_json::Value = serde_json::from_str(tap_mysql::config::CONFIG_SCHEMA).unwrap();
     assert_eq!(
         &readme[start..end],
         tap_mysql::about::settings_table(&schema),
-        "README settings table is stale: paste the table from `tap-mysql --about --format markdown`"
+        "README settings table is stale: run scripts/update-readme-settings"
     );
 }

@@ -5,3 +5,4 @@ mod support;
 
 mod cli_errors;
 mod discover;
+mod sync;

@@ -313,3 +313,123 @@ pub fn discover(config: &serde_json::Value) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("catalog is JSON")
 }
+
+/// A finished tap run: its stdout lines (parsed) and stderr.
+pub struct Run {
+    /// Raw stdout lines.
+    pub lines: Vec<String>,
+    /// Parsed messages.
+    pub messages: Vec<serde_json::Value>,
+    /// stderr text.
+    pub stderr: String,
+    /// Exit code.
+    pub code: Option<i32>,
+}
+
+impl Run {
+    /// RECORD messages of a stream.
+    pub fn records(&self, stream: &str) -> Vec<&serde_json::Value> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
+            .map(|m| &m["record"])
+            .collect()
+    }
+
+    /// The value of the last STATE message.
+    pub fn last_state(&self) -> serde_json::Value {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m["type"] == "STATE")
+            .map(|m| m["value"].clone())
+            .expect("a STATE message")
+    }
+}
+
+/// Runs a sync with `config`, an optional catalog and state; asserts exit 0.
+pub fn sync(
+    config: &serde_json::Value,
+    catalog: Option<&serde_json::Value>,
+    state: Option<&serde_json::Value>,
+) -> Run {
+    let run = sync_any(config, catalog, state);
+    assert_eq!(run.code, Some(0), "sync failed: {}", run.stderr);
+    run
+}
+
+/// Runs a sync without asserting success.
+pub fn sync_any(
+    config: &serde_json::Value,
+    catalog: Option<&serde_json::Value>,
+    state: Option<&serde_json::Value>,
+) -> Run {
+    let cfg = json_file(config);
+    let cat = catalog.map(json_file);
+    let st = state.map(json_file);
+    let mut args: Vec<String> = vec!["--config".into(), cfg.path().to_string_lossy().into()];
+    if let Some(c) = &cat {
+        args.push("--catalog".into());
+        args.push(c.path().to_string_lossy().into());
+    }
+    if let Some(s) = &st {
+        args.push("--state".into());
+        args.push(s.path().to_string_lossy().into());
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_tap(&argv, &[]);
+    parse_run(&out.stdout, stderr_of(&out), out.status.code())
+}
+
+/// Parses stdout into lines and messages.
+pub fn parse_run(stdout: &[u8], stderr: String, code: Option<i32>) -> Run {
+    let text = String::from_utf8(stdout.to_vec()).expect("stdout is UTF-8");
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let messages = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {e}: {l}")))
+        .collect();
+    Run {
+        lines,
+        messages,
+        stderr,
+        code,
+    }
+}
+
+/// Discovers `config` and marks every stream (and all its fields) selected, Meltano style,
+/// with an optional replication method per stream id.
+pub fn select_all(catalog: &mut serde_json::Value, methods: &[(&str, &str, Option<&str>)]) {
+    for s in catalog["streams"].as_array_mut().unwrap() {
+        let id = s["tap_stream_id"].as_str().unwrap().to_string();
+        for m in s["metadata"].as_array_mut().unwrap() {
+            m["metadata"]["selected"] = serde_json::json!(true);
+            if m["breadcrumb"] == serde_json::json!([]) {
+                if let Some((_, method, key)) = methods.iter().find(|(s, _, _)| *s == id) {
+                    m["metadata"]["replication-method"] = serde_json::json!(method);
+                    if let Some(k) = key {
+                        m["metadata"]["replication-key"] = serde_json::json!(k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keeps only the streams whose id is in `ids`.
+pub fn only_streams(catalog: &mut serde_json::Value, ids: &[&str]) {
+    catalog["streams"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| ids.contains(&s["tap_stream_id"].as_str().unwrap()));
+}
+
+/// The text of the `record` object of a RECORD line, exactly as written.
+pub fn record_text(line: &str) -> &str {
+    let start = line.find("\"record\":").expect("record key") + 9;
+    let end = line
+        .rfind(",\"version\":")
+        .or_else(|| line.rfind(",\"time_extracted\":"))
+        .expect("record end");
+    &line[start..end]
+}
