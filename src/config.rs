@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 /// The JSON Schema of the config, also served by `--about`.
 pub const CONFIG_SCHEMA: &str = include_str!("../schemas/config.schema.json");
 
+/// Default `chunk_rows` (see the README's benchmark for why).
+pub const DEFAULT_CHUNK_ROWS: u64 = 1_000_000;
+
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "TAP_MYSQL_";
 
@@ -153,6 +156,14 @@ pub struct Config {
     pub state_interval_rows: u64,
     /// STATE at least every this many seconds.
     pub state_interval_s: u64,
+    /// Worker connections for parallel reads (None: number of cores).
+    pub max_parallel_streams: Option<usize>,
+    /// Tables with more rows than this are read in key-range chunks (0: never).
+    pub chunk_rows: u64,
+    /// Forced snapshot method (None: automatic order).
+    pub snapshot_method: Option<crate::source::snapshot::SnapshotMethod>,
+    /// Seconds the snapshot lock may be waited for.
+    pub snapshot_lock_timeout_s: u64,
     /// Log level.
     pub log_level: log::LevelFilter,
 }
@@ -248,6 +259,17 @@ impl Config {
                 .int("state_interval_rows", 1, 1_000_000_000)?
                 .unwrap_or(100_000) as u64,
             state_interval_s: r.int("state_interval_s", 1, 86_400)?.unwrap_or(30) as u64,
+            max_parallel_streams: r.int("max_parallel_streams", 1, 256)?.map(|v| v as usize),
+            chunk_rows: r.int("chunk_rows", 0, i64::MAX)?.unwrap_or(DEFAULT_CHUNK_ROWS as i64) as u64,
+            snapshot_method: match r.string("snapshot_method")? {
+                None => None,
+                Some(m) => crate::source::snapshot::SnapshotMethod::parse(&m).ok_or_else(|| {
+                    Error::usage(format!(
+                        "config: 'snapshot_method' must be one of auto, global_lock, table_lock, lock_free, lock_tables, independent (got {m:?})"
+                    ))
+                })?,
+            },
+            snapshot_lock_timeout_s: r.int("snapshot_lock_timeout_s", 1, 3600)?.unwrap_or(10) as u64,
             log_level,
         })
     }

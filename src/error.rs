@@ -29,6 +29,9 @@ pub enum Error {
         #[source]
         source: mysql::Error,
     },
+    /// The run was stopped because another worker failed (its error is the one reported).
+    #[error("cancelled")]
+    Cancelled,
     /// Anything else that stops the run, already phrased for the user.
     #[error("{0}")]
     Runtime(String),

@@ -57,6 +57,8 @@ pub struct TableInfo {
     pub columns: Vec<ColumnInfo>,
     /// Key properties (primary key or chosen unique key), possibly empty.
     pub key: Vec<String>,
+    /// The index behind `key` (`PRIMARY` or the unique index name).
+    pub key_index: Option<String>,
 }
 
 impl TableInfo {
@@ -115,6 +117,7 @@ pub fn discover_tables(
                 },
                 columns: vec![],
                 key: vec![],
+                key_index: None,
             },
         );
     }
@@ -225,15 +228,18 @@ pub fn discover_tables(
         let Some(t) = tables.get_mut(&k) else {
             continue;
         };
-        t.key = if let Some((cols, _)) = idx.get("PRIMARY") {
-            cols.clone()
+        let chosen = if let Some((cols, _)) = idx.get("PRIMARY") {
+            Some(("PRIMARY".to_string(), cols.clone()))
         } else {
             idx.into_iter()
                 .filter(|(_, (_, usable))| *usable)
                 .min_by(|(an, (ac, _)), (bn, (bc, _))| ac.len().cmp(&bc.len()).then(an.cmp(bn)))
-                .map(|(_, (cols, _))| cols)
-                .unwrap_or_default()
+                .map(|(name, (cols, _))| (name, cols))
         };
+        if let Some((name, cols)) = chosen {
+            t.key = cols;
+            t.key_index = Some(name);
+        }
     }
     Ok(tables.into_values().collect())
 }

@@ -82,6 +82,31 @@ impl State {
         }
     }
 
+    /// Marks chunk `index` of a chunked FULL_TABLE bookmark as done, or records its last key.
+    pub fn update_chunk(
+        &mut self,
+        stream: &str,
+        index: usize,
+        last_pk: Option<Map<String, Value>>,
+        done: bool,
+    ) {
+        let Some(Value::Object(chunk)) = self
+            .doc
+            .get_mut("bookmarks")
+            .and_then(|b| b.get_mut(stream))
+            .and_then(|b| b.get_mut("chunks"))
+            .and_then(|c| c.get_mut(index))
+        else {
+            return;
+        };
+        if done {
+            chunk.remove("last_pk_fetched");
+            chunk.insert("done".into(), Value::Bool(true));
+        } else if let Some(pk) = last_pk {
+            chunk.insert("last_pk_fetched".into(), Value::Object(pk));
+        }
+    }
+
     /// The stream a previous run was in the middle of.
     pub fn currently_syncing(&self) -> Option<&str> {
         self.doc.get("currently_syncing").and_then(Value::as_str)

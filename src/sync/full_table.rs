@@ -7,10 +7,16 @@
 //! `last_pk_fetched`) in its bookmark resumes with the same version, so its final
 //! ACTIVATE_VERSION never deletes rows written before the interruption.
 //!
+//! A table read in chunks (key ranges read by several workers) also keeps `chunks`: each with
+//! its bounds, `done`, or its own `last_pk_fetched`. A resumed run reuses those bounds, skips
+//! finished chunks and resumes the others after their last key.
+//!
 //! ACTIVATE_VERSION is sent before the first ever full sync of a stream (so the target creates
 //! the table and shows rows as they arrive) and at the end of every completed full sync. It is
 //! not sent at the start of later syncs: that would empty the target's table until the reload
 //! finishes.
+
+use std::sync::atomic::AtomicBool;
 
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
@@ -24,7 +30,250 @@ use crate::error::{Error, MysqlContext, Result};
 use crate::singer::messages::{activate_version_message, schema_message, RecordFrame};
 use crate::source::query::{qualified, quote_ident, tuple_compare};
 
-/// Syncs one FULL_TABLE stream.
+/// Bounds of one chunk on the first key column: `lo < key1 <= hi` (open ends when None).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkBounds {
+    /// Exclusive lower bound.
+    pub lo: Option<Value>,
+    /// Inclusive upper bound.
+    pub hi: Option<Value>,
+}
+
+/// A chunk to read, with where to resume inside it.
+#[derive(Clone, Debug)]
+pub struct ChunkWork {
+    /// Index in the stream's chunk list.
+    pub index: usize,
+    /// Its bounds.
+    pub bounds: ChunkBounds,
+    /// Resume after this key (from state).
+    pub after: Option<Map<String, Value>>,
+}
+
+/// One FULL_TABLE sync of a stream, prepared.
+pub struct FullTable<'a> {
+    plan: &'a StreamPlan,
+    bookmark: Map<String, Value>,
+    version: u64,
+    in_progress: bool,
+    first_ever: bool,
+    key_cols: Vec<String>,
+    max_pk: Option<Map<String, Value>>,
+    empty: bool,
+}
+
+impl<'a> FullTable<'a> {
+    /// Decides the version and bounds from the bookmark (reading the greatest key when needed).
+    pub fn prepare(conn: &mut Conn, plan: &'a StreamPlan, bookmark: Map<String, Value>) -> Result<Self> {
+        let in_progress = bookmark.contains_key("max_pk_values") || bookmark.contains_key("last_pk_fetched");
+        let first_ever = !bookmark
+            .get("initial_full_table_complete")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let version = match bookmark.get("version").and_then(Value::as_u64) {
+            Some(v) if in_progress => v,
+            _ => now_millis(),
+        };
+        let key_cols: Vec<String> = plan.resume_key.iter().map(|&i| quote_ident(&plan.columns[i].name)).collect();
+        let mut max_pk = None;
+        let mut empty = false;
+        if !key_cols.is_empty() {
+            max_pk = match bookmark.get("max_pk_values") {
+                Some(Value::Object(m)) if in_progress && !m.is_empty() => Some(m.clone()),
+                _ => read_max_key(conn, plan, &key_cols)?,
+            };
+            empty = max_pk.is_none();
+        }
+        Ok(FullTable { plan, bookmark, version, in_progress, first_ever, key_cols, max_pk, empty })
+    }
+
+    /// The table version of this sync.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether the table can be resumed (and chunked) by key.
+    pub fn resumable(&self) -> bool {
+        !self.key_cols.is_empty()
+    }
+
+    /// Chunks recorded in the bookmark by an interrupted chunked run, with their progress.
+    pub fn recorded_chunks(&self) -> Option<Vec<(ChunkWork, bool)>> {
+        if !self.in_progress {
+            return None;
+        }
+        let chunks = self.bookmark.get("chunks")?.as_array()?;
+        Some(
+            chunks
+                .iter()
+                .enumerate()
+                .map(|(index, c)| {
+                    let work = ChunkWork {
+                        index,
+                        bounds: ChunkBounds { lo: c.get("lo").cloned().filter(|v| !v.is_null()), hi: c.get("hi").cloned().filter(|v| !v.is_null()) },
+                        after: c.get("last_pk_fetched").and_then(Value::as_object).cloned(),
+                    };
+                    (work, c.get("done").and_then(Value::as_bool).unwrap_or(false))
+                })
+                .collect(),
+        )
+    }
+
+    /// The in-progress bookmark, with `chunks` when chunked.
+    fn progress(&self, chunks: Option<&[(ChunkWork, bool)]>) -> Map<String, Value> {
+        let mut b = Map::new();
+        b.insert("version".into(), json!(self.version));
+        b.insert("max_pk_values".into(), Value::Object(self.max_pk.clone().unwrap_or_default()));
+        if let Some(chunks) = chunks {
+            let list: Vec<Value> = chunks
+                .iter()
+                .map(|(w, done)| {
+                    let mut c = Map::new();
+                    c.insert("lo".into(), w.bounds.lo.clone().unwrap_or(Value::Null));
+                    c.insert("hi".into(), w.bounds.hi.clone().unwrap_or(Value::Null));
+                    if *done {
+                        c.insert("done".into(), json!(true));
+                    } else if let Some(a) = &w.after {
+                        c.insert("last_pk_fetched".into(), Value::Object(a.clone()));
+                    }
+                    Value::Object(c)
+                })
+                .collect();
+            b.insert("chunks".into(), Value::Array(list));
+        } else if self.in_progress && self.resumable() {
+            if let Some(last) = self.bookmark.get("last_pk_fetched") {
+                b.insert("last_pk_fetched".into(), last.clone());
+            }
+        }
+        b
+    }
+
+    /// Sends SCHEMA, the first ACTIVATE_VERSION when due, and the in-progress bookmark.
+    pub fn start(&self, out: &OutputSender, chunks: Option<&[(ChunkWork, bool)]>) -> Result<()> {
+        let id = &self.plan.stream_id;
+        let mut msgs = schema_message(id, &self.plan.schema, &self.plan.key_properties, None);
+        if self.first_ever && !self.in_progress {
+            msgs.extend(activate_version_message(id, self.version));
+        }
+        out.send(msgs)?;
+        if self.in_progress {
+            log::info!("stream '{id}': resuming FULL_TABLE version {}", self.version);
+        }
+        out.bookmark(id, self.progress(chunks), Some(id))
+    }
+
+    /// Reads the whole table (unchunked), resuming after `last_pk_fetched` when in progress.
+    pub fn read_all(&self, conn: &mut Conn, out: &OutputSender, cadence: Cadence, time_extracted: &str, cancel: &AtomicBool) -> Result<u64> {
+        if self.empty {
+            return Ok(0);
+        }
+        let after = if self.in_progress {
+            self.bookmark.get("last_pk_fetched").and_then(Value::as_object).cloned()
+        } else {
+            None
+        };
+        if !self.resumable() && self.in_progress {
+            log::info!(
+                "stream '{}': no usable key to resume by; re-reading the whole table with version {}",
+                self.plan.stream_id, self.version
+            );
+        }
+        let id = self.plan.stream_id.as_str();
+        let base = self.progress(None);
+        self.read(conn, out, cadence, time_extracted, cancel, None, after.as_ref(), |row| {
+            let mut b = base.clone();
+            b.insert("last_pk_fetched".into(), Value::Object(last_key(self.plan, row)));
+            out.bookmark(id, b, Some(id))
+        })
+    }
+
+    /// Reads one chunk; progress goes to the writer as chunk updates.
+    pub fn read_chunk(&self, conn: &mut Conn, out: &OutputSender, cadence: Cadence, time_extracted: &str, cancel: &AtomicBool, work: &ChunkWork) -> Result<u64> {
+        let id = self.plan.stream_id.as_str();
+        let rows = self.read(conn, out, cadence, time_extracted, cancel, Some(&work.bounds), work.after.as_ref(), |row| {
+            out.chunk(id, work.index, Some(last_key(self.plan, row)), false)
+        })?;
+        out.chunk(id, work.index, None, true)?;
+        Ok(rows)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &self,
+        conn: &mut Conn,
+        out: &OutputSender,
+        cadence: Cadence,
+        time_extracted: &str,
+        cancel: &AtomicBool,
+        chunk: Option<&ChunkBounds>,
+        after: Option<&Map<String, Value>>,
+        checkpoint: impl FnMut(&Row) -> Result<()>,
+    ) -> Result<u64> {
+        let plan = self.plan;
+        let mut where_parts = Vec::new();
+        if let Some(max) = &self.max_pk {
+            where_parts.push(tuple_compare(&self.key_cols, &key_literals(plan, max, "max_pk_values")?, "<="));
+        }
+        if let Some(last) = after {
+            where_parts.push(tuple_compare(&self.key_cols, &key_literals(plan, last, "last_pk_fetched")?, ">"));
+        }
+        if let Some(bounds) = chunk {
+            let first = &plan.columns[plan.resume_key[0]];
+            let lit = |v: &Value| {
+                literal(&first.kind, v).map_err(|e| Error::usage(format!("state: stream '{}': chunk bound: {e}", plan.stream_id)))
+            };
+            if let Some(lo) = &bounds.lo {
+                where_parts.push(format!("{} > {}", self.key_cols[0], lit(lo)?));
+            }
+            if let Some(hi) = &bounds.hi {
+                where_parts.push(format!("{} <= {}", self.key_cols[0], lit(hi)?));
+            }
+        }
+        let columns: Vec<&str> = plan.columns.iter().map(|c| c.select_expr.as_str()).collect();
+        let mut sql = format!("SELECT {} FROM {}", columns.join(", "), qualified(&plan.database, &plan.table));
+        if !where_parts.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&where_parts.iter().map(|p| format!("({p})")).collect::<Vec<_>>().join(" AND "));
+        }
+        if self.resumable() {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&self.key_cols.join(", "));
+        }
+        let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
+        let frame = RecordFrame::new(&plan.stream_id, &names, Some(self.version), time_extracted);
+        let resumable = self.resumable();
+        let mut checkpoint = checkpoint;
+        let outcome = read_rows(conn, &sql, plan, &frame, out, cadence, cancel, |row| {
+            if resumable {
+                checkpoint(row)?;
+            }
+            Ok(())
+        })?;
+        Ok(outcome.rows)
+    }
+
+    /// Sends the final ACTIVATE_VERSION and the completed bookmark.
+    pub fn finish(&self, out: &OutputSender) -> Result<()> {
+        let id = &self.plan.stream_id;
+        let mut done = Map::new();
+        for (k, v) in &self.bookmark {
+            if !matches!(k.as_str(), "last_pk_fetched" | "max_pk_values" | "version" | "initial_full_table_complete" | "chunks") {
+                done.insert(k.clone(), v.clone());
+            }
+        }
+        done.insert("version".into(), json!(self.version));
+        done.insert("initial_full_table_complete".into(), json!(true));
+        out.send(activate_version_message(id, self.version))?;
+        out.bookmark(id, done, None)
+    }
+
+    /// The greatest key (bounds chunk planning).
+    pub fn max_key(&self) -> Option<&Map<String, Value>> {
+        self.max_pk.as_ref()
+    }
+}
+
+/// Syncs one FULL_TABLE stream on one connection (no chunks).
 pub fn sync_full_table(
     conn: &mut Conn,
     plan: &StreamPlan,
@@ -32,134 +281,12 @@ pub fn sync_full_table(
     out: &OutputSender,
     cadence: Cadence,
     time_extracted: &str,
+    cancel: &AtomicBool,
 ) -> Result<u64> {
-    let id = plan.stream_id.as_str();
-    let in_progress =
-        bookmark.contains_key("max_pk_values") || bookmark.contains_key("last_pk_fetched");
-    let first_ever = !bookmark
-        .get("initial_full_table_complete")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let version = match bookmark.get("version").and_then(Value::as_u64) {
-        Some(v) if in_progress => v,
-        _ => now_millis(),
-    };
-    let key_cols: Vec<String> = plan
-        .resume_key
-        .iter()
-        .map(|&i| quote_ident(&plan.columns[i].name))
-        .collect();
-    let resumable = !key_cols.is_empty();
-
-    let mut msgs = schema_message(id, &plan.schema, &plan.key_properties, None);
-    if first_ever && !in_progress {
-        msgs.extend(activate_version_message(id, version));
-    }
-    out.send(msgs)?;
-
-    // Bounds: resume after last_pk_fetched, stop at max_pk_values (taken at the first start).
-    let mut where_parts = Vec::new();
-    let mut max_pk = bookmark.get("max_pk_values").cloned();
-    if resumable {
-        if max_pk.is_none() {
-            max_pk = read_max_key(conn, plan, &key_cols)?;
-        }
-        if let Some(Value::Object(max)) = &max_pk {
-            where_parts.push(tuple_compare(
-                &key_cols,
-                &key_literals(plan, max, "max_pk_values")?,
-                "<=",
-            ));
-        }
-        if in_progress {
-            if let Some(Value::Object(last)) = bookmark.get("last_pk_fetched") {
-                where_parts.push(tuple_compare(
-                    &key_cols,
-                    &key_literals(plan, last, "last_pk_fetched")?,
-                    ">",
-                ));
-                log::info!(
-                    "stream '{id}': resuming FULL_TABLE version {version} after {}",
-                    Value::Object(last.clone())
-                );
-            }
-        }
-    } else if in_progress {
-        log::info!("stream '{id}': no usable key to resume by; re-reading the whole table with version {version}");
-    }
-
-    let mut progress = Map::new();
-    progress.insert("version".into(), json!(version));
-    if resumable {
-        progress.insert(
-            "max_pk_values".into(),
-            max_pk.clone().unwrap_or_else(|| json!({})),
-        );
-    } else {
-        progress.insert("max_pk_values".into(), json!({}));
-    }
-    if let Some(last) = bookmark
-        .get("last_pk_fetched")
-        .filter(|_| in_progress && resumable)
-    {
-        progress.insert("last_pk_fetched".into(), last.clone());
-    }
-    out.bookmark(id, progress.clone(), Some(id))?;
-
-    let empty_table = resumable && max_pk.is_none();
-    let rows = if empty_table {
-        0
-    } else {
-        let columns: Vec<&str> = plan
-            .columns
-            .iter()
-            .map(|c| c.select_expr.as_str())
-            .collect();
-        let mut sql = format!(
-            "SELECT {} FROM {}",
-            columns.join(", "),
-            qualified(&plan.database, &plan.table)
-        );
-        if !where_parts.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(
-                &where_parts
-                    .iter()
-                    .map(|p| format!("({p})"))
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
-            );
-        }
-        if resumable {
-            sql.push_str(" ORDER BY ");
-            sql.push_str(&key_cols.join(", "));
-        }
-        let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
-        let frame = RecordFrame::new(id, &names, Some(version), time_extracted);
-        let outcome = read_rows(conn, &sql, plan, &frame, out, cadence, |row| {
-            if resumable {
-                let mut b = progress.clone();
-                b.insert("last_pk_fetched".into(), Value::Object(last_key(plan, row)));
-                out.bookmark(id, b, Some(id))?;
-            }
-            Ok(())
-        })?;
-        outcome.rows
-    };
-
-    let mut done = Map::new();
-    for (k, v) in &bookmark {
-        if !matches!(
-            k.as_str(),
-            "last_pk_fetched" | "max_pk_values" | "version" | "initial_full_table_complete"
-        ) {
-            done.insert(k.clone(), v.clone());
-        }
-    }
-    done.insert("version".into(), json!(version));
-    done.insert("initial_full_table_complete".into(), json!(true));
-    out.send(activate_version_message(id, version))?;
-    out.bookmark(id, done, None)?;
+    let ft = FullTable::prepare(conn, plan, bookmark)?;
+    ft.start(out, None)?;
+    let rows = ft.read_all(conn, out, cadence, time_extracted, cancel)?;
+    ft.finish(out)?;
     Ok(rows)
 }
 
@@ -169,10 +296,7 @@ fn last_key(plan: &StreamPlan, row: &Row) -> Map<String, Value> {
         .iter()
         .map(|&i| {
             let c = &plan.columns[i];
-            (
-                c.name.clone(),
-                value_from_cell(&c.kind, cell(row, i)).unwrap_or(Value::Null),
-            )
+            (c.name.clone(), value_from_cell(&c.kind, cell(row, i)).unwrap_or(Value::Null))
         })
         .collect()
 }
@@ -188,20 +312,14 @@ fn key_literals(plan: &StreamPlan, values: &Map<String, Value>, what: &str) -> R
                     plan.stream_id, c.name
                 ))
             })?;
-            literal(&c.kind, v).map_err(|e| {
-                Error::usage(format!("state: stream '{}': {what}.{}: {e}", plan.stream_id, c.name))
-            })
+            literal(&c.kind, v).map_err(|e| Error::usage(format!("state: stream '{}': {what}.{}: {e}", plan.stream_id, c.name)))
         })
         .collect()
 }
 
 /// The greatest key now in the table, or None when it is empty.
-fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Result<Option<Value>> {
-    let exprs: Vec<&str> = plan
-        .resume_key
-        .iter()
-        .map(|&i| plan.columns[i].select_expr.as_str())
-        .collect();
+fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Result<Option<Map<String, Value>>> {
+    let exprs: Vec<&str> = plan.resume_key.iter().map(|&i| plan.columns[i].select_expr.as_str()).collect();
     let desc: Vec<String> = key_cols.iter().map(|c| format!("{c} DESC")).collect();
     let sql = format!(
         "SELECT {} FROM {} ORDER BY {} LIMIT 1",
@@ -209,24 +327,16 @@ fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Resu
         qualified(&plan.database, &plan.table),
         desc.join(", ")
     );
-    let row: Option<Row> = conn.query_first(&sql).context(format!(
-        "stream '{}': reading the greatest key",
-        plan.stream_id
-    ))?;
+    let row: Option<Row> = conn.query_first(&sql).context(format!("stream '{}': reading the greatest key", plan.stream_id))?;
     Ok(row.map(|r| {
-        Value::Object(
-            plan.resume_key
-                .iter()
-                .enumerate()
-                .map(|(pos, &i)| {
-                    let c = &plan.columns[i];
-                    (
-                        c.name.clone(),
-                        value_from_cell(&c.kind, cell(&r, pos)).unwrap_or(Value::Null),
-                    )
-                })
-                .collect(),
-        )
+        plan.resume_key
+            .iter()
+            .enumerate()
+            .map(|(pos, &i)| {
+                let c = &plan.columns[i];
+                (c.name.clone(), value_from_cell(&c.kind, cell(&r, pos)).unwrap_or(Value::Null))
+            })
+            .collect()
     }))
 }
 

@@ -6,6 +6,8 @@
 //! run is never missed. Changing the replication key resets the bookmark. Rows whose key is
 //! NULL are read only by the first run (no bookmark yet); later runs cannot see them.
 
+use std::sync::atomic::AtomicBool;
+
 use mysql::Conn;
 use serde_json::{json, Map, Value};
 
@@ -25,6 +27,7 @@ pub fn sync_incremental(
     out: &OutputSender,
     cadence: Cadence,
     time_extracted: &str,
+    cancel: &AtomicBool,
 ) -> Result<u64> {
     let id = plan.stream_id.as_str();
     let (Some(rk_idx), Some(rk)) = (plan.replication_key, plan.replication_key_name()) else {
@@ -83,7 +86,7 @@ pub fn sync_incremental(
 
     let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
     let frame = RecordFrame::new(id, &names, None, time_extracted);
-    let outcome = read_rows(conn, &sql, plan, &frame, out, cadence, |row| {
+    let outcome = read_rows(conn, &sql, plan, &frame, out, cadence, cancel, |row| {
         if let Some(v) = value_from_cell(&rk_col.kind, cell(row, rk_idx)) {
             let mut b = bookmark.clone();
             b.insert("replication_key_value".into(), v);

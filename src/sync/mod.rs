@@ -1,16 +1,31 @@
-//! Sync: plan the selected streams, read them, write Singer messages.
+//! Sync: plan the selected streams, read them through one consistent snapshot, write Singer
+//! messages.
 //!
-//! Data flow (ARCHITECTURE.md): plan -> per-stream readers encoding rows into large buffers ->
-//! one writer thread owning stdout and the state.
+//! Data flow (ARCHITECTURE.md): plan -> snapshot set of N connections -> a rayon pool of N
+//! workers, each owning one snapshot connection and taking jobs (a whole stream, or one chunk
+//! of a big table) from a queue, biggest first -> encoded message buffers through a bounded
+//! channel -> one writer thread owning stdout and the state.
+//!
+//! Promises:
+//! - Messages of different streams interleave only at whole-message boundaries; each stream's
+//!   SCHEMA precedes its records (for chunked tables the driver sends it before any chunk).
+//! - The first failing job stops the others (they notice within 1024 rows) and is the error
+//!   reported; STATE never covers rows that were not written.
 
 pub mod bookmark;
+pub mod chunk;
 pub mod full_table;
 pub mod incremental;
 pub mod output;
 pub mod plan;
 pub mod rows;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
+
+use mysql::Conn;
+use serde_json::{Map, Value};
 
 use crate::catalog::discover::discover_tables;
 use crate::catalog::Catalog;
@@ -19,13 +34,40 @@ use crate::error::{Error, Result};
 use crate::singer::state::State;
 use crate::singer::time::format_rfc3339;
 use crate::source::connect::Connector;
-use output::Writer;
+use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
+use full_table::{ChunkWork, FullTable};
+use output::{OutputSender, Writer};
 use plan::{Method, StreamPlan};
 use rows::Cadence;
 
+/// What a finished sync reports.
+#[derive(Debug, Default)]
+pub struct SyncSummary {
+    /// Binlog coordinates of the snapshot all workers read.
+    pub coords: Option<BinlogCoords>,
+}
+
 /// Runs a sync of `catalog` (every table when None) from `state`, writing to stdout.
-pub fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
+pub fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<SyncSummary> {
     sync_to(config, catalog, state, std::io::stdout())
+}
+
+/// One unit of work for a worker.
+enum Job {
+    /// A whole stream (index into plans).
+    Stream(usize),
+    /// One chunk of a chunked FULL_TABLE stream.
+    Chunk(usize, ChunkWork),
+}
+
+/// Per-stream shared state of a run.
+struct StreamRun<'a> {
+    plan: &'a StreamPlan,
+    bookmark: Map<String, Value>,
+    full: Option<FullTable<'a>>,
+    chunks_left: AtomicUsize,
+    started: Instant,
+    rows: AtomicUsize,
 }
 
 /// Runs a sync writing Singer messages to `sink`.
@@ -34,21 +76,27 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     catalog: Option<&Catalog>,
     state: State,
     sink: W,
-) -> Result<()> {
+) -> Result<SyncSummary> {
     let connector = Connector::new(config)?;
-    let mut conn = connector.connect("sync")?;
-    let flavor = connector
+    let mut conn = connector.connect("planning")?;
+    let server = connector
         .server()
-        .map(|s| s.flavor)
-        .ok_or_else(|| Error::runtime("server flavor unknown after connecting"))?;
+        .cloned()
+        .ok_or_else(|| Error::runtime("server version unknown after connecting"))?;
     let databases = match catalog {
         Some(c) => catalog_databases(c),
         None => config.discovery_databases(),
     };
-    let tables = discover_tables(&mut conn, flavor, &databases, &config.types)?;
+    let tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
     let mut plans = plan::plan(catalog, &tables, &config.types)?;
     if plans.is_empty() {
         log::warn!("no stream is selected: nothing to sync");
+    }
+    if let Some(p) = plans.iter().find(|p| p.method == Method::LogBased) {
+        return Err(Error::usage(format!(
+            "stream '{}': LOG_BASED replication is not available in this version yet",
+            p.stream_id
+        )));
     }
     // Resume the stream a previous run was in the middle of first.
     if let Some(current) = state.currently_syncing() {
@@ -57,66 +105,263 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
             plans.insert(0, p);
         }
     }
+    let max_workers = config
+        .max_parallel_streams
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+    // Chunk planning happens before the snapshot, on the planning connection: boundaries only
+    // affect balance, never correctness, so they need not come from the snapshot.
+    let mut chunk_plans: Vec<Option<Vec<(ChunkWork, bool)>>> = Vec::with_capacity(plans.len());
+    for p in &plans {
+        let bookmark = state.bookmark(&p.stream_id);
+        let mut chunks = None;
+        if p.method == Method::FullTable && !p.resume_key.is_empty() {
+            let ft = FullTable::prepare(&mut conn, p, bookmark)?;
+            chunks = ft.recorded_chunks();
+            let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
+            if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
+                if let Some(max) = ft.max_key() {
+                    chunks = chunk::plan_chunks(&mut conn, p, max, config.chunk_rows)?.map(|list| {
+                        list.into_iter()
+                            .enumerate()
+                            .map(|(index, bounds)| (ChunkWork { index, bounds, after: None }, false))
+                            .collect()
+                    });
+                }
+            }
+        }
+        chunk_plans.push(chunks);
+    }
+    drop(conn);
+
+    let jobs_total: usize = chunk_plans
+        .iter()
+        .map(|c| c.as_ref().map_or(1, |c| c.iter().filter(|(_, done)| !done).count().max(1)))
+        .sum();
+    let workers = max_workers.min(jobs_total).max(1);
+    let table_ids: Vec<(String, String)> = plans.iter().map(|p| (p.database.clone(), p.table.clone())).collect();
+    let snap = snapshot::open(
+        &connector,
+        &server,
+        &SnapshotOptions {
+            workers,
+            tables: &table_ids,
+            method: config.snapshot_method,
+            lock_timeout_s: config.snapshot_lock_timeout_s,
+        },
+    )?;
+    let coords = snap.coords.clone();
+    let mut conns = snap.conns;
+
+    // Prepare every stream inside the snapshot (the greatest key is read there).
+    let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
+    for p in &plans {
+        let bookmark = state.bookmark(&p.stream_id);
+        let full = match p.method {
+            Method::FullTable => Some(FullTable::prepare(&mut conns[0], p, bookmark.clone())?),
+            _ => None,
+        };
+        runs.push(StreamRun {
+            plan: p,
+            bookmark,
+            full,
+            chunks_left: AtomicUsize::new(0),
+            started: Instant::now(),
+            rows: AtomicUsize::new(0),
+        });
+    }
+
     let time_extracted = format_rfc3339(SystemTime::now(), 6);
     let cadence = Cadence {
         rows: config.state_interval_rows,
         interval: Duration::from_secs(config.state_interval_s),
     };
-    let bookmarks: Vec<_> = plans.iter().map(|p| state.bookmark(&p.stream_id)).collect();
     let (out, writer) = Writer::spawn(sink, state);
+    let ctx = RunCtx {
+        runs: &runs,
+        out: &out,
+        cadence,
+        time_extracted: &time_extracted,
+        cancel: AtomicBool::new(false),
+        failure: Mutex::new(None),
+    };
+
+    // Build the job queue, biggest first; chunked streams announce themselves now.
+    let mut jobs: Vec<(u64, Job)> = Vec::new();
     let mut result = Ok(());
-    for (plan, bookmark) in plans.iter().zip(bookmarks) {
-        if let Err(e) = sync_stream(&mut conn, plan, bookmark, &out, cadence, &time_extracted) {
-            result = Err(e);
-            break;
+    for (i, chunks) in chunk_plans.into_iter().enumerate() {
+        let run = &runs[i];
+        match (chunks, &run.full) {
+            (Some(chunks), Some(ft)) => {
+                if let Err(e) = announce_chunked(run, ft, &chunks, &out) {
+                    result = Err(e);
+                    break;
+                }
+                let todo: Vec<ChunkWork> = chunks.into_iter().filter(|(_, done)| !done).map(|(w, _)| w).collect();
+                run.chunks_left.store(todo.len(), Ordering::SeqCst);
+                if todo.is_empty() {
+                    if let Err(e) = ft.finish(&out) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                for w in todo {
+                    jobs.push((config.chunk_rows, Job::Chunk(i, w)));
+                }
+            }
+            _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
         }
     }
+    if result.is_ok() {
+        if conns.len() > 1 {
+            // Biggest first keeps the workers busy to the end; one worker keeps catalog order.
+            jobs.sort_by(|a, b| b.0.cmp(&a.0));
+        }
+        let queue = Mutex::new(jobs.into_iter().map(|(_, j)| j).collect::<std::collections::VecDeque<_>>());
+        if conns.len() == 1 {
+            worker(&ctx, &queue, &mut conns[0]);
+        } else {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(conns.len())
+                .thread_name(|i| format!("worker-{}", i + 1))
+                .build()
+            {
+                Ok(pool) => pool.scope(|s| {
+                    for conn in conns.iter_mut() {
+                        let ctx = &ctx;
+                        let queue = &queue;
+                        s.spawn(move |_| worker(ctx, queue, conn));
+                    }
+                }),
+                Err(e) => ctx.fail(Error::runtime(format!("cannot start worker threads: {e}"))),
+            }
+        }
+        if let Some(e) = ctx.failure.lock().ok().and_then(|mut f| f.take()) {
+            result = Err(e);
+        }
+    }
+    drop(ctx);
     drop(out);
+    drop(conns);
     let written = writer.finish();
     // A writer failure (e.g. a closed pipe) is the cause of any worker error that follows it.
     match (written, result) {
         (Err(w), _) => Err(w),
-        (Ok(_), r) => r,
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(_), Ok(())) => Ok(SyncSummary { coords }),
     }
 }
 
-fn sync_stream(
-    conn: &mut mysql::Conn,
-    plan: &StreamPlan,
-    bookmark: serde_json::Map<String, serde_json::Value>,
-    out: &output::OutputSender,
+struct RunCtx<'r, 'a> {
+    runs: &'r [StreamRun<'a>],
+    out: &'r OutputSender,
     cadence: Cadence,
-    time_extracted: &str,
-) -> Result<()> {
-    let started = Instant::now();
+    time_extracted: &'r str,
+    cancel: AtomicBool,
+    failure: Mutex<Option<Error>>,
+}
+
+impl RunCtx<'_, '_> {
+    /// Records the first real failure and stops the other workers.
+    fn fail(&self, e: Error) {
+        if matches!(e, Error::Cancelled) {
+            return;
+        }
+        if let Ok(mut f) = self.failure.lock() {
+            if f.is_none() {
+                *f = Some(e);
+            }
+        }
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+fn worker(ctx: &RunCtx<'_, '_>, queue: &Mutex<std::collections::VecDeque<Job>>, conn: &mut Conn) {
+    loop {
+        if ctx.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        let job = match queue.lock() {
+            Ok(mut q) => q.pop_front(),
+            Err(_) => return,
+        };
+        let Some(job) = job else { return };
+        if let Err(e) = run_job(ctx, &job, conn) {
+            ctx.fail(e);
+            return;
+        }
+    }
+}
+
+fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
+    match job {
+        Job::Stream(i) => {
+            let run = &ctx.runs[*i];
+            let plan = run.plan;
+            log::info!(
+                "stream '{}': starting {} sync of {} columns (about {} rows)",
+                plan.stream_id,
+                plan.method,
+                plan.columns.len(),
+                plan.row_estimate.map_or("?".to_string(), |n| n.to_string())
+            );
+            let started = Instant::now();
+            let rows = match (&run.full, plan.method) {
+                (Some(ft), _) => {
+                    ft.start(ctx.out, None)?;
+                    let rows = ft.read_all(conn, ctx.out, ctx.cadence, ctx.time_extracted, &ctx.cancel)?;
+                    ft.finish(ctx.out)?;
+                    rows
+                }
+                (None, Method::Incremental) => incremental::sync_incremental(
+                    conn,
+                    plan,
+                    run.bookmark.clone(),
+                    ctx.out,
+                    ctx.cadence,
+                    ctx.time_extracted,
+                    &ctx.cancel,
+                )?,
+                (None, _) => return Err(Error::runtime(format!("stream '{}': no runner for {}", plan.stream_id, plan.method))),
+            };
+            log_done(plan, rows, started);
+        }
+        Job::Chunk(i, work) => {
+            let run = &ctx.runs[*i];
+            let Some(ft) = &run.full else {
+                return Err(Error::runtime("chunk of a stream that is not FULL_TABLE"));
+            };
+            let rows = ft.read_chunk(conn, ctx.out, ctx.cadence, ctx.time_extracted, &ctx.cancel, work)?;
+            let total = run.rows.fetch_add(rows as usize, Ordering::SeqCst) + rows as usize;
+            // The last chunk to finish closes the stream, after every chunk's rows were sent.
+            if run.chunks_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                ft.finish(ctx.out)?;
+                log_done(run.plan, total as u64, run.started);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn announce_chunked(run: &StreamRun<'_>, ft: &FullTable<'_>, chunks: &[(ChunkWork, bool)], out: &OutputSender) -> Result<()> {
     log::info!(
-        "stream '{}': starting {} sync of {} columns (about {} rows)",
-        plan.stream_id,
-        plan.method,
-        plan.columns.len(),
-        plan.row_estimate.map_or("?".to_string(), |n| n.to_string())
+        "stream '{}': starting FULL_TABLE sync of {} columns in {} chunks ({} left, about {} rows)",
+        run.plan.stream_id,
+        run.plan.columns.len(),
+        chunks.len(),
+        chunks.iter().filter(|(_, d)| !d).count(),
+        run.plan.row_estimate.map_or("?".to_string(), |n| n.to_string())
     );
-    let rows = match plan.method {
-        Method::FullTable => {
-            full_table::sync_full_table(conn, plan, bookmark, out, cadence, time_extracted)?
-        }
-        Method::Incremental => {
-            incremental::sync_incremental(conn, plan, bookmark, out, cadence, time_extracted)?
-        }
-        Method::LogBased => {
-            return Err(Error::usage(format!(
-                "stream '{}': LOG_BASED replication is not available in this version yet",
-                plan.stream_id
-            )))
-        }
-    };
+    ft.start(out, Some(chunks))
+}
+
+fn log_done(plan: &StreamPlan, rows: u64, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     log::info!(
         "stream '{}': {rows} rows in {secs:.2} s ({:.0} rows/s)",
         plan.stream_id,
         rows as f64 / secs.max(1e-9)
     );
-    Ok(())
 }
 
 /// The databases a catalog's selected streams live in.

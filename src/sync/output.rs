@@ -21,6 +21,12 @@ const CHANNEL_DEPTH: usize = 16;
 
 enum Out {
     Data(Vec<u8>),
+    Chunk {
+        stream: String,
+        index: usize,
+        last_pk: Option<Map<String, Value>>,
+        done: bool,
+    },
     Bookmark {
         stream: String,
         bookmark: Map<String, Value>,
@@ -64,6 +70,27 @@ impl OutputSender {
                 stream: stream.to_string(),
                 bookmark,
                 syncing: syncing.map(str::to_string),
+            })
+            .map_err(|_| closed())
+    }
+}
+
+impl OutputSender {
+    /// Records progress of one chunk of a chunked FULL_TABLE stream (its last written key, or
+    /// that it is done) in the stream's bookmark, and writes a STATE line.
+    pub fn chunk(
+        &self,
+        stream: &str,
+        index: usize,
+        last_pk: Option<Map<String, Value>>,
+        done: bool,
+    ) -> Result<()> {
+        self.tx
+            .send(Out::Chunk {
+                stream: stream.to_string(),
+                index,
+                last_pk,
+                done,
             })
             .map_err(|_| closed())
     }
@@ -121,6 +148,15 @@ fn write_loop<W: Write>(
                 sink.write_all(&buf).map_err(write_err)?;
                 buf.clear();
                 let _ = recycle.try_send(buf);
+            }
+            Out::Chunk {
+                stream,
+                index,
+                last_pk,
+                done,
+            } => {
+                state.update_chunk(&stream, index, last_pk, done);
+                sink.write_all(&state.message()).map_err(write_err)?;
             }
             Out::Bookmark {
                 stream,

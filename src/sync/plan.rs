@@ -79,6 +79,8 @@ pub struct StreamPlan {
     /// Indexes (into `columns`) of the unique, orderable key used to resume FULL_TABLE; empty
     /// when the table cannot be resumed (no key, or a key whose SQL order differs from its text).
     pub resume_key: Vec<usize>,
+    /// The index behind the resume key (for range estimates).
+    pub key_index: Option<String>,
     /// Method.
     pub method: Method,
     /// Index (into `columns`) of the replication key, for INCREMENTAL.
@@ -329,6 +331,7 @@ fn build(
         replication_key: replication_key.and_then(index_of),
         resume_key: if resumable { resume_key } else { vec![] },
         key_properties,
+        key_index: t.key_index.clone(),
         method,
         schema: json!({"type": "object", "properties": properties}),
         row_estimate: t.row_count,

@@ -5,6 +5,7 @@
 //! after the buffer holding every row before it has been sent, so the bookmark the caller
 //! sends next can never run ahead of the data.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
@@ -53,6 +54,7 @@ pub fn read_rows(
     frame: &RecordFrame,
     out: &OutputSender,
     cadence: Cadence,
+    cancel: &AtomicBool,
     mut checkpoint: impl FnMut(&Row) -> Result<()>,
 ) -> Result<ReadOutcome> {
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
@@ -77,6 +79,9 @@ pub fn read_rows(
         since_checkpoint += 1;
         let due = since_checkpoint >= cadence.rows
             || (rows.is_multiple_of(1024) && last_checkpoint.elapsed() >= cadence.interval);
+        if rows.is_multiple_of(1024) && cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         if buf.len() >= BUFFER_BYTES || due {
             out.send(std::mem::replace(&mut buf, out.buffer()))?;
         }
