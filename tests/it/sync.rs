@@ -125,7 +125,10 @@ fn message_sequence_snapshot() {
         &mut catalog,
         &[(&ids[2], "INCREMENTAL", Some("updated_at"))],
     );
-    let run = sync(&config_for(db), Some(&catalog), None);
+    // One worker: a deterministic sequence (parallel runs interleave streams).
+    let mut cfg = config_for(db);
+    cfg["max_parallel_streams"] = json!(1);
+    let run = sync(&cfg, Some(&catalog), None);
     // Every message type is upper case; SCHEMA precedes each stream's records.
     let mut seen_schema = BTreeSet::new();
     for m in &run.messages {
