@@ -269,7 +269,17 @@ pub fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option<Binlog
     } else {
         "SHOW MASTER STATUS"
     };
-    let row: Option<mysql::Row> = conn.query_first(sql).context(format!("snapshot: {sql}"))?;
+    let row: Option<mysql::Row> = match conn.query_first(sql) {
+        Ok(r) => r,
+        Err(mysql::Error::MySqlError(e)) if matches!(e.code, 1227 | 1044 | 1045) => {
+            // Only LOG_BASED needs coordinates; the others read fine without them.
+            log::info!(
+                "snapshot: binlog coordinates unavailable ({sql} needs REPLICATION CLIENT / BINLOG MONITOR): fine for FULL_TABLE and INCREMENTAL"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::mysql(format!("snapshot: {sql}"), e)),
+    };
     let Some(row) = row else {
         return Ok(None);
     };

@@ -5,4 +5,5 @@ mod support;
 
 mod cli_errors;
 mod discover;
+mod parallel;
 mod sync;
