@@ -75,7 +75,9 @@ impl SnapshotMethod {
             SnapshotMethod::TableLock => "FLUSH TABLES <tables> WITH READ LOCK",
             SnapshotMethod::LockFree => "lock-free (binlog_snapshot_file/position)",
             SnapshotMethod::LockTables => "LOCK TABLES <tables> READ",
-            SnapshotMethod::Independent => "independent per-worker snapshots (NOT consistent across tables)",
+            SnapshotMethod::Independent => {
+                "independent per-worker snapshots (NOT consistent across tables)"
+            }
             SnapshotMethod::Single => "one connection (no lock needed)",
         }
     }
@@ -104,7 +106,11 @@ pub struct SnapshotOptions<'a> {
 }
 
 /// Opens the worker connections and starts one consistent snapshot on all of them.
-pub fn open(connector: &Connector, server: &ServerInfo, opts: &SnapshotOptions<'_>) -> Result<SnapshotSet> {
+pub fn open(
+    connector: &Connector,
+    server: &ServerInfo,
+    opts: &SnapshotOptions<'_>,
+) -> Result<SnapshotSet> {
     let mut conns = (0..opts.workers.max(1))
         .map(|i| connector.connect(&format!("snapshot worker {}", i + 1)))
         .collect::<Result<Vec<_>>>()?;
@@ -120,17 +126,29 @@ pub fn open(connector: &Connector, server: &ServerInfo, opts: &SnapshotOptions<'
     };
     let mut failures = Vec::new();
     for method in order {
-        if method == SnapshotMethod::LockFree && server.flavor != Flavor::Mariadb && !is_percona(&mut conns[0]) {
-            failures.push(format!("{}: needs MariaDB or Percona Server", method.describe()));
+        if method == SnapshotMethod::LockFree
+            && server.flavor != Flavor::Mariadb
+            && !is_percona(&mut conns[0])
+        {
+            failures.push(format!(
+                "{}: needs MariaDB or Percona Server",
+                method.describe()
+            ));
             continue;
         }
-        if matches!(method, SnapshotMethod::TableLock | SnapshotMethod::LockTables) && opts.tables.is_empty() {
+        if matches!(
+            method,
+            SnapshotMethod::TableLock | SnapshotMethod::LockTables
+        ) && opts.tables.is_empty()
+        {
             continue;
         }
         let attempt = match method {
             SnapshotMethod::LockFree => lock_free(&mut conns, server),
             SnapshotMethod::Independent => independent(&mut conns, server),
-            SnapshotMethod::Single if server.flavor == Flavor::Mariadb => lock_free(&mut conns, server),
+            SnapshotMethod::Single if server.flavor == Flavor::Mariadb => {
+                lock_free(&mut conns, server)
+            }
             SnapshotMethod::Single => independent(&mut conns, server),
             _ => with_lock(connector, &mut conns, server, method, opts),
         };
@@ -142,13 +160,25 @@ pub fn open(connector: &Connector, server: &ServerInfo, opts: &SnapshotOptions<'
                     method.describe(),
                     coords
                         .as_ref()
-                        .map(|c| format!(" at {}:{}{}", c.file, c.position, c.gtid.as_deref().map(|g| format!(" (GTID {g})")).unwrap_or_default()))
+                        .map(|c| format!(
+                            " at {}:{}{}",
+                            c.file,
+                            c.position,
+                            c.gtid
+                                .as_deref()
+                                .map(|g| format!(" (GTID {g})"))
+                                .unwrap_or_default()
+                        ))
                         .unwrap_or_else(|| " (binlog off: no coordinates)".into())
                 );
                 if method == SnapshotMethod::Independent {
                     log::warn!("snapshot: snapshot_method is 'independent': tables are read at different points in time");
                 }
-                return Ok(SnapshotSet { conns, coords, method });
+                return Ok(SnapshotSet {
+                    conns,
+                    coords,
+                    method,
+                });
             }
             Err(e) => {
                 log::info!("snapshot: {} not possible: {e}", method.describe());
@@ -195,7 +225,11 @@ fn with_lock(
         SnapshotMethod::TableLock => format!("FLUSH TABLES {} WITH READ LOCK", tables.join(", ")),
         _ => format!(
             "LOCK TABLES {}",
-            tables.iter().map(|t| format!("{t} READ")).collect::<Vec<_>>().join(", ")
+            tables
+                .iter()
+                .map(|t| format!("{t} READ"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     lock.query_drop(&sql).context(format!("snapshot: {sql}"))?;
@@ -207,8 +241,13 @@ fn with_lock(
         read_coords(&mut lock, server)
     })();
     // Release in every case; the snapshots (if started) are already fixed.
-    let unlocked = lock.query_drop("UNLOCK TABLES").context("snapshot: UNLOCK TABLES");
-    log::debug!("snapshot: lock held {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    let unlocked = lock
+        .query_drop("UNLOCK TABLES")
+        .context("snapshot: UNLOCK TABLES");
+    log::debug!(
+        "snapshot: lock held {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     let coords = result?;
     unlocked?;
     Ok(coords)
@@ -222,9 +261,17 @@ fn lock_free(conns: &mut [Conn], server: &ServerInfo) -> Result<Option<BinlogCoo
             let rows: Vec<(String, String)> = c
                 .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
                 .context("snapshot: reading binlog_snapshot_file/position")?;
-            let get = |k: &str| rows.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
-            let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position")) else {
-                return Err(Error::runtime("the server does not report binlog_snapshot_file/position"));
+            let get = |k: &str| {
+                rows.iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.clone())
+            };
+            let (Some(file), Some(pos)) =
+                (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+            else {
+                return Err(Error::runtime(
+                    "the server does not report binlog_snapshot_file/position",
+                ));
             };
             seen.push((file, pos.parse().unwrap_or(0)));
         }
@@ -241,9 +288,16 @@ fn lock_free(conns: &mut [Conn], server: &ServerInfo) -> Result<Option<BinlogCoo
             } else {
                 None
             };
-            return Ok(Some(BinlogCoords { file, position, gtid }));
+            return Ok(Some(BinlogCoords {
+                file,
+                position,
+                gtid,
+            }));
         }
-        log::debug!("snapshot: workers saw different binlog positions (attempt {}), retrying", attempt + 1);
+        log::debug!(
+            "snapshot: workers saw different binlog positions (attempt {}), retrying",
+            attempt + 1
+        );
         for c in conns.iter_mut() {
             c.query_drop("ROLLBACK").context("snapshot: ROLLBACK")?;
         }
@@ -296,7 +350,11 @@ pub fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option<Binlog
     }
     .map(|g| g.replace('\n', ""))
     .filter(|g| !g.is_empty());
-    Ok(Some(BinlogCoords { file, position, gtid }))
+    Ok(Some(BinlogCoords {
+        file,
+        position,
+        gtid,
+    }))
 }
 
 fn is_percona(conn: &mut Conn) -> bool {

@@ -41,38 +41,50 @@ pub fn plan_chunks(
     let Some(max) = max_key.get(&col.name).filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let mut p = Planner { conn, plan, col: quote_ident(&col.name), kind: &col.kind, probes: 0 };
+    let mut p = Planner {
+        conn,
+        plan,
+        col: quote_ident(&col.name),
+        kind: &col.kind,
+        probes: 0,
+    };
     let total = p.estimate(None, None)?;
     if total <= chunk_rows.saturating_mul(3) / 2 {
         return Ok(None);
     }
     let wanted = (total / chunk_rows.max(1)).max(2) as usize;
-    let candidates = match &col.kind {
-        ColumnKind::Integer { .. } => {
-            let (Some(min), Some(max)) = (p.min_int()?, max.as_i64().map(i128::from).or_else(|| max.as_u64().map(i128::from))) else {
-                return Ok(None);
-            };
-            let steps = (wanted * 16).clamp(64, 4096) as i128;
-            let mut c: Vec<i128> = (1..steps).map(|i| min + (max - min) * i / steps).collect();
-            c.push(max);
-            c.dedup();
-            let mut gaps = Vec::new();
-            let mut lo: Option<i128> = Some(min - 1);
-            for hi in c {
-                p.bisect(lo, hi, chunk_rows, &mut gaps, 0)?;
-                lo = Some(hi);
+    let candidates =
+        match &col.kind {
+            ColumnKind::Integer { .. } => {
+                let (Some(min), Some(max)) = (
+                    p.min_int()?,
+                    max.as_i64()
+                        .map(i128::from)
+                        .or_else(|| max.as_u64().map(i128::from)),
+                ) else {
+                    return Ok(None);
+                };
+                let steps = (wanted * 16).clamp(64, 4096) as i128;
+                let mut c: Vec<i128> = (1..steps).map(|i| min + (max - min) * i / steps).collect();
+                c.push(max);
+                c.dedup();
+                let mut gaps = Vec::new();
+                let mut lo: Option<i128> = Some(min - 1);
+                for hi in c {
+                    p.bisect(lo, hi, chunk_rows, &mut gaps, 0)?;
+                    lo = Some(hi);
+                }
+                gaps
             }
-            gaps
-        }
-        ColumnKind::Text { .. } | ColumnKind::Uuid => p.sample_text(max, wanted)?,
-        _ => {
-            log::info!(
+            ColumnKind::Text { .. } | ColumnKind::Uuid => p.sample_text(max, wanted)?,
+            _ => {
+                log::info!(
                 "stream '{}': key column '{}' ({:?}) is not chunked: one worker reads the table",
                 plan.stream_id, col.name, col.kind
             );
-            return Ok(None);
-        }
-    };
+                return Ok(None);
+            }
+        };
     // Greedy merge of consecutive gaps up to chunk_rows each.
     let mut chunks: Vec<ChunkBounds> = Vec::new();
     let mut lo: Option<Value> = None;
@@ -82,7 +94,10 @@ pub fn plan_chunks(
         acc += rows;
         let last = i + 1 == n;
         if acc >= chunk_rows || last {
-            chunks.push(ChunkBounds { lo: lo.clone(), hi: if last { None } else { Some(hi.clone()) } });
+            chunks.push(ChunkBounds {
+                lo: lo.clone(),
+                hi: if last { None } else { Some(hi.clone()) },
+            });
             lo = Some(hi);
             acc = 0;
         }
@@ -114,7 +129,12 @@ impl Planner<'_, '_> {
     }
 
     fn lit(&self, v: &Value) -> Result<String> {
-        literal(self.kind, v).map_err(|e| Error::runtime(format!("stream '{}': chunk bound: {e}", self.plan.stream_id)))
+        literal(self.kind, v).map_err(|e| {
+            Error::runtime(format!(
+                "stream '{}': chunk bound: {e}",
+                self.plan.stream_id
+            ))
+        })
     }
 
     /// Optimizer estimate of rows with `lo < k1 <= hi`.
@@ -127,14 +147,26 @@ impl Planner<'_, '_> {
         if let Some(hi) = hi {
             conds.push(format!("{} <= {}", self.col, self.lit(hi)?));
         }
-        let index = self.plan.key_index.as_deref().map(|i| format!(" FORCE INDEX ({})", quote_ident(i))).unwrap_or_default();
+        let index = self
+            .plan
+            .key_index
+            .as_deref()
+            .map(|i| format!(" FORCE INDEX ({})", quote_ident(i)))
+            .unwrap_or_default();
         let sql = format!(
             "EXPLAIN SELECT {c} FROM {t}{index}{w}",
             c = self.col,
             t = self.table(),
-            w = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) }
+            w = if conds.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conds.join(" AND "))
+            }
         );
-        let row: Option<Row> = self.conn.query_first(&sql).context(format!("stream '{}': estimating a key range", self.plan.stream_id))?;
+        let row: Option<Row> = self.conn.query_first(&sql).context(format!(
+            "stream '{}': estimating a key range",
+            self.plan.stream_id
+        ))?;
         Ok(row
             .and_then(|r| r.get_opt::<Option<u64>, &str>("rows"))
             .and_then(|r| r.ok())
@@ -144,18 +176,34 @@ impl Planner<'_, '_> {
 
     fn min_int(&mut self) -> Result<Option<i128>> {
         let sql = format!("SELECT MIN({}) FROM {}", self.col, self.table());
-        let v: Option<Option<String>> = self.conn.query_first(&sql).context(format!("stream '{}': reading the smallest key", self.plan.stream_id))?;
+        let v: Option<Option<String>> = self.conn.query_first(&sql).context(format!(
+            "stream '{}': reading the smallest key",
+            self.plan.stream_id
+        ))?;
         Ok(v.flatten().and_then(|s| s.parse::<i128>().ok()))
     }
 
     /// Appends (hi, estimated rows) gaps covering (lo, hi], bisecting gaps that are too full.
-    fn bisect(&mut self, lo: Option<i128>, hi: i128, chunk_rows: u64, out: &mut Vec<(Value, u64)>, depth: u32) -> Result<()> {
+    fn bisect(
+        &mut self,
+        lo: Option<i128>,
+        hi: i128,
+        chunk_rows: u64,
+        out: &mut Vec<(Value, u64)>,
+        depth: u32,
+    ) -> Result<()> {
         let to_value = |v: i128| -> Value {
-            i64::try_from(v).map(Value::from).or_else(|_| u64::try_from(v).map(Value::from)).unwrap_or(Value::Null)
+            i64::try_from(v)
+                .map(Value::from)
+                .or_else(|_| u64::try_from(v).map(Value::from))
+                .unwrap_or(Value::Null)
         };
         let rows = self.estimate(lo.map(to_value).as_ref(), Some(&to_value(hi)))?;
         let width = hi - lo.unwrap_or(hi - 1);
-        if let (Some(l), true) = (lo, rows > chunk_rows && width > 1 && depth < 40 && self.probes < MAX_PROBES) {
+        if let (Some(l), true) = (
+            lo,
+            rows > chunk_rows && width > 1 && depth < 40 && self.probes < MAX_PROBES,
+        ) {
             let mid = l + width / 2;
             self.bisect(lo, mid, chunk_rows, out, depth + 1)?;
             return self.bisect(Some(mid), hi, chunk_rows, out, depth + 1);
@@ -173,7 +221,10 @@ impl Planner<'_, '_> {
             t = self.table(),
             p = text_literal(probe)
         );
-        let row: Option<Row> = self.conn.query_first(&sql).context(format!("stream '{}': sampling the key", self.plan.stream_id))?;
+        let row: Option<Row> = self.conn.query_first(&sql).context(format!(
+            "stream '{}': sampling the key",
+            self.plan.stream_id
+        ))?;
         Ok(row.and_then(|r| value_from_cell(self.kind, cell(&r, 0))))
     }
 
@@ -209,8 +260,14 @@ impl Planner<'_, '_> {
             t = self.table(),
             l = list.join(", ")
         );
-        let rows: Vec<Row> = self.conn.query(&sql).context(format!("stream '{}': ordering key samples", self.plan.stream_id))?;
-        let mut sorted: Vec<Value> = rows.iter().filter_map(|r| value_from_cell(self.kind, cell(r, 0))).collect();
+        let rows: Vec<Row> = self.conn.query(&sql).context(format!(
+            "stream '{}': ordering key samples",
+            self.plan.stream_id
+        ))?;
+        let mut sorted: Vec<Value> = rows
+            .iter()
+            .filter_map(|r| value_from_cell(self.kind, cell(r, 0)))
+            .collect();
         sorted.dedup();
         if sorted.last() != Some(max) {
             sorted.push(max.clone());

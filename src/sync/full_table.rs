@@ -16,8 +16,6 @@
 //! not sent at the start of later syncs: that would empty the target's table until the reload
 //! finishes.
 
-use std::sync::atomic::AtomicBool;
-
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
 use serde_json::{json, Map, Value};
@@ -25,7 +23,7 @@ use serde_json::{json, Map, Value};
 use super::bookmark::{literal, value_from_cell};
 use super::output::OutputSender;
 use super::plan::StreamPlan;
-use super::rows::{cell, read_rows, Cadence};
+use super::rows::{cell, read_rows, Emit};
 use crate::error::{Error, MysqlContext, Result};
 use crate::singer::messages::{activate_version_message, schema_message, RecordFrame};
 use crate::source::query::{qualified, quote_ident, tuple_compare};
@@ -64,8 +62,13 @@ pub struct FullTable<'a> {
 
 impl<'a> FullTable<'a> {
     /// Decides the version and bounds from the bookmark (reading the greatest key when needed).
-    pub fn prepare(conn: &mut Conn, plan: &'a StreamPlan, bookmark: Map<String, Value>) -> Result<Self> {
-        let in_progress = bookmark.contains_key("max_pk_values") || bookmark.contains_key("last_pk_fetched");
+    pub fn prepare(
+        conn: &mut Conn,
+        plan: &'a StreamPlan,
+        bookmark: Map<String, Value>,
+    ) -> Result<Self> {
+        let in_progress =
+            bookmark.contains_key("max_pk_values") || bookmark.contains_key("last_pk_fetched");
         let first_ever = !bookmark
             .get("initial_full_table_complete")
             .and_then(Value::as_bool)
@@ -74,7 +77,11 @@ impl<'a> FullTable<'a> {
             Some(v) if in_progress => v,
             _ => now_millis(),
         };
-        let key_cols: Vec<String> = plan.resume_key.iter().map(|&i| quote_ident(&plan.columns[i].name)).collect();
+        let key_cols: Vec<String> = plan
+            .resume_key
+            .iter()
+            .map(|&i| quote_ident(&plan.columns[i].name))
+            .collect();
         let mut max_pk = None;
         let mut empty = false;
         if !key_cols.is_empty() {
@@ -84,7 +91,16 @@ impl<'a> FullTable<'a> {
             };
             empty = max_pk.is_none();
         }
-        Ok(FullTable { plan, bookmark, version, in_progress, first_ever, key_cols, max_pk, empty })
+        Ok(FullTable {
+            plan,
+            bookmark,
+            version,
+            in_progress,
+            first_ever,
+            key_cols,
+            max_pk,
+            empty,
+        })
     }
 
     /// The table version of this sync.
@@ -110,10 +126,16 @@ impl<'a> FullTable<'a> {
                 .map(|(index, c)| {
                     let work = ChunkWork {
                         index,
-                        bounds: ChunkBounds { lo: c.get("lo").cloned().filter(|v| !v.is_null()), hi: c.get("hi").cloned().filter(|v| !v.is_null()) },
+                        bounds: ChunkBounds {
+                            lo: c.get("lo").cloned().filter(|v| !v.is_null()),
+                            hi: c.get("hi").cloned().filter(|v| !v.is_null()),
+                        },
                         after: c.get("last_pk_fetched").and_then(Value::as_object).cloned(),
                     };
-                    (work, c.get("done").and_then(Value::as_bool).unwrap_or(false))
+                    (
+                        work,
+                        c.get("done").and_then(Value::as_bool).unwrap_or(false),
+                    )
                 })
                 .collect(),
         )
@@ -123,7 +145,10 @@ impl<'a> FullTable<'a> {
     fn progress(&self, chunks: Option<&[(ChunkWork, bool)]>) -> Map<String, Value> {
         let mut b = Map::new();
         b.insert("version".into(), json!(self.version));
-        b.insert("max_pk_values".into(), Value::Object(self.max_pk.clone().unwrap_or_default()));
+        b.insert(
+            "max_pk_values".into(),
+            Value::Object(self.max_pk.clone().unwrap_or_default()),
+        );
         if let Some(chunks) = chunks {
             let list: Vec<Value> = chunks
                 .iter()
@@ -157,18 +182,24 @@ impl<'a> FullTable<'a> {
         }
         out.send(msgs)?;
         if self.in_progress {
-            log::info!("stream '{id}': resuming FULL_TABLE version {}", self.version);
+            log::info!(
+                "stream '{id}': resuming FULL_TABLE version {}",
+                self.version
+            );
         }
         out.bookmark(id, self.progress(chunks), Some(id))
     }
 
     /// Reads the whole table (unchunked), resuming after `last_pk_fetched` when in progress.
-    pub fn read_all(&self, conn: &mut Conn, out: &OutputSender, cadence: Cadence, time_extracted: &str, cancel: &AtomicBool) -> Result<u64> {
+    pub fn read_all(&self, conn: &mut Conn, emit: Emit<'_>) -> Result<u64> {
         if self.empty {
             return Ok(0);
         }
         let after = if self.in_progress {
-            self.bookmark.get("last_pk_fetched").and_then(Value::as_object).cloned()
+            self.bookmark
+                .get("last_pk_fetched")
+                .and_then(Value::as_object)
+                .cloned()
         } else {
             None
         };
@@ -180,31 +211,31 @@ impl<'a> FullTable<'a> {
         }
         let id = self.plan.stream_id.as_str();
         let base = self.progress(None);
-        self.read(conn, out, cadence, time_extracted, cancel, None, after.as_ref(), |row| {
+        self.read(conn, emit, None, after.as_ref(), |row| {
             let mut b = base.clone();
-            b.insert("last_pk_fetched".into(), Value::Object(last_key(self.plan, row)));
-            out.bookmark(id, b, Some(id))
+            b.insert(
+                "last_pk_fetched".into(),
+                Value::Object(last_key(self.plan, row)),
+            );
+            emit.out.bookmark(id, b, Some(id))
         })
     }
 
     /// Reads one chunk; progress goes to the writer as chunk updates.
-    pub fn read_chunk(&self, conn: &mut Conn, out: &OutputSender, cadence: Cadence, time_extracted: &str, cancel: &AtomicBool, work: &ChunkWork) -> Result<u64> {
+    pub fn read_chunk(&self, conn: &mut Conn, emit: Emit<'_>, work: &ChunkWork) -> Result<u64> {
         let id = self.plan.stream_id.as_str();
-        let rows = self.read(conn, out, cadence, time_extracted, cancel, Some(&work.bounds), work.after.as_ref(), |row| {
+        let out = emit.out;
+        let rows = self.read(conn, emit, Some(&work.bounds), work.after.as_ref(), |row| {
             out.chunk(id, work.index, Some(last_key(self.plan, row)), false)
         })?;
         out.chunk(id, work.index, None, true)?;
         Ok(rows)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn read(
         &self,
         conn: &mut Conn,
-        out: &OutputSender,
-        cadence: Cadence,
-        time_extracted: &str,
-        cancel: &AtomicBool,
+        emit: Emit<'_>,
         chunk: Option<&ChunkBounds>,
         after: Option<&Map<String, Value>>,
         checkpoint: impl FnMut(&Row) -> Result<()>,
@@ -212,15 +243,28 @@ impl<'a> FullTable<'a> {
         let plan = self.plan;
         let mut where_parts = Vec::new();
         if let Some(max) = &self.max_pk {
-            where_parts.push(tuple_compare(&self.key_cols, &key_literals(plan, max, "max_pk_values")?, "<="));
+            where_parts.push(tuple_compare(
+                &self.key_cols,
+                &key_literals(plan, max, "max_pk_values")?,
+                "<=",
+            ));
         }
         if let Some(last) = after {
-            where_parts.push(tuple_compare(&self.key_cols, &key_literals(plan, last, "last_pk_fetched")?, ">"));
+            where_parts.push(tuple_compare(
+                &self.key_cols,
+                &key_literals(plan, last, "last_pk_fetched")?,
+                ">",
+            ));
         }
         if let Some(bounds) = chunk {
             let first = &plan.columns[plan.resume_key[0]];
             let lit = |v: &Value| {
-                literal(&first.kind, v).map_err(|e| Error::usage(format!("state: stream '{}': chunk bound: {e}", plan.stream_id)))
+                literal(&first.kind, v).map_err(|e| {
+                    Error::usage(format!(
+                        "state: stream '{}': chunk bound: {e}",
+                        plan.stream_id
+                    ))
+                })
             };
             if let Some(lo) = &bounds.lo {
                 where_parts.push(format!("{} > {}", self.key_cols[0], lit(lo)?));
@@ -229,21 +273,40 @@ impl<'a> FullTable<'a> {
                 where_parts.push(format!("{} <= {}", self.key_cols[0], lit(hi)?));
             }
         }
-        let columns: Vec<&str> = plan.columns.iter().map(|c| c.select_expr.as_str()).collect();
-        let mut sql = format!("SELECT {} FROM {}", columns.join(", "), qualified(&plan.database, &plan.table));
+        let columns: Vec<&str> = plan
+            .columns
+            .iter()
+            .map(|c| c.select_expr.as_str())
+            .collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            qualified(&plan.database, &plan.table)
+        );
         if !where_parts.is_empty() {
             sql.push_str(" WHERE ");
-            sql.push_str(&where_parts.iter().map(|p| format!("({p})")).collect::<Vec<_>>().join(" AND "));
+            sql.push_str(
+                &where_parts
+                    .iter()
+                    .map(|p| format!("({p})"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            );
         }
         if self.resumable() {
             sql.push_str(" ORDER BY ");
             sql.push_str(&self.key_cols.join(", "));
         }
         let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
-        let frame = RecordFrame::new(&plan.stream_id, &names, Some(self.version), time_extracted);
+        let frame = RecordFrame::new(
+            &plan.stream_id,
+            &names,
+            Some(self.version),
+            emit.time_extracted,
+        );
         let resumable = self.resumable();
         let mut checkpoint = checkpoint;
-        let outcome = read_rows(conn, &sql, plan, &frame, out, cadence, cancel, |row| {
+        let outcome = read_rows(conn, &sql, plan, &frame, emit, |row| {
             if resumable {
                 checkpoint(row)?;
             }
@@ -257,7 +320,14 @@ impl<'a> FullTable<'a> {
         let id = &self.plan.stream_id;
         let mut done = Map::new();
         for (k, v) in &self.bookmark {
-            if !matches!(k.as_str(), "last_pk_fetched" | "max_pk_values" | "version" | "initial_full_table_complete" | "chunks") {
+            if !matches!(
+                k.as_str(),
+                "last_pk_fetched"
+                    | "max_pk_values"
+                    | "version"
+                    | "initial_full_table_complete"
+                    | "chunks"
+            ) {
                 done.insert(k.clone(), v.clone());
             }
         }
@@ -273,30 +343,16 @@ impl<'a> FullTable<'a> {
     }
 }
 
-/// Syncs one FULL_TABLE stream on one connection (no chunks).
-pub fn sync_full_table(
-    conn: &mut Conn,
-    plan: &StreamPlan,
-    bookmark: Map<String, Value>,
-    out: &OutputSender,
-    cadence: Cadence,
-    time_extracted: &str,
-    cancel: &AtomicBool,
-) -> Result<u64> {
-    let ft = FullTable::prepare(conn, plan, bookmark)?;
-    ft.start(out, None)?;
-    let rows = ft.read_all(conn, out, cadence, time_extracted, cancel)?;
-    ft.finish(out)?;
-    Ok(rows)
-}
-
 /// The key of a row as a bookmark object.
 fn last_key(plan: &StreamPlan, row: &Row) -> Map<String, Value> {
     plan.resume_key
         .iter()
         .map(|&i| {
             let c = &plan.columns[i];
-            (c.name.clone(), value_from_cell(&c.kind, cell(row, i)).unwrap_or(Value::Null))
+            (
+                c.name.clone(),
+                value_from_cell(&c.kind, cell(row, i)).unwrap_or(Value::Null),
+            )
         })
         .collect()
 }
@@ -318,8 +374,16 @@ fn key_literals(plan: &StreamPlan, values: &Map<String, Value>, what: &str) -> R
 }
 
 /// The greatest key now in the table, or None when it is empty.
-fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Result<Option<Map<String, Value>>> {
-    let exprs: Vec<&str> = plan.resume_key.iter().map(|&i| plan.columns[i].select_expr.as_str()).collect();
+fn read_max_key(
+    conn: &mut Conn,
+    plan: &StreamPlan,
+    key_cols: &[String],
+) -> Result<Option<Map<String, Value>>> {
+    let exprs: Vec<&str> = plan
+        .resume_key
+        .iter()
+        .map(|&i| plan.columns[i].select_expr.as_str())
+        .collect();
     let desc: Vec<String> = key_cols.iter().map(|c| format!("{c} DESC")).collect();
     let sql = format!(
         "SELECT {} FROM {} ORDER BY {} LIMIT 1",
@@ -327,14 +391,20 @@ fn read_max_key(conn: &mut Conn, plan: &StreamPlan, key_cols: &[String]) -> Resu
         qualified(&plan.database, &plan.table),
         desc.join(", ")
     );
-    let row: Option<Row> = conn.query_first(&sql).context(format!("stream '{}': reading the greatest key", plan.stream_id))?;
+    let row: Option<Row> = conn.query_first(&sql).context(format!(
+        "stream '{}': reading the greatest key",
+        plan.stream_id
+    ))?;
     Ok(row.map(|r| {
         plan.resume_key
             .iter()
             .enumerate()
             .map(|(pos, &i)| {
                 let c = &plan.columns[i];
-                (c.name.clone(), value_from_cell(&c.kind, cell(&r, pos)).unwrap_or(Value::Null))
+                (
+                    c.name.clone(),
+                    value_from_cell(&c.kind, cell(&r, pos)).unwrap_or(Value::Null),
+                )
             })
             .collect()
     }))

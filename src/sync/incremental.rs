@@ -6,15 +6,12 @@
 //! run is never missed. Changing the replication key resets the bookmark. Rows whose key is
 //! NULL are read only by the first run (no bookmark yet); later runs cannot see them.
 
-use std::sync::atomic::AtomicBool;
-
 use mysql::Conn;
 use serde_json::{json, Map, Value};
 
 use super::bookmark::{literal, value_from_cell};
-use super::output::OutputSender;
 use super::plan::StreamPlan;
-use super::rows::{cell, read_rows, Cadence};
+use super::rows::{cell, read_rows, Emit};
 use crate::error::{Error, Result};
 use crate::singer::messages::{schema_message, RecordFrame};
 use crate::source::query::{qualified, quote_ident};
@@ -24,11 +21,9 @@ pub fn sync_incremental(
     conn: &mut Conn,
     plan: &StreamPlan,
     mut bookmark: Map<String, Value>,
-    out: &OutputSender,
-    cadence: Cadence,
-    time_extracted: &str,
-    cancel: &AtomicBool,
+    emit: Emit<'_>,
 ) -> Result<u64> {
+    let out = emit.out;
     let id = plan.stream_id.as_str();
     let (Some(rk_idx), Some(rk)) = (plan.replication_key, plan.replication_key_name()) else {
         return Err(Error::usage(format!(
@@ -85,8 +80,8 @@ pub fn sync_incremental(
     out.bookmark(id, bookmark.clone(), Some(id))?;
 
     let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
-    let frame = RecordFrame::new(id, &names, None, time_extracted);
-    let outcome = read_rows(conn, &sql, plan, &frame, out, cadence, cancel, |row| {
+    let frame = RecordFrame::new(id, &names, None, emit.time_extracted);
+    let outcome = read_rows(conn, &sql, plan, &frame, emit, |row| {
         if let Some(v) = value_from_cell(&rk_col.kind, cell(row, rk_idx)) {
             let mut b = bookmark.clone();
             b.insert("replication_key_value".into(), v);

@@ -38,7 +38,7 @@ use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
 use full_table::{ChunkWork, FullTable};
 use output::{OutputSender, Writer};
 use plan::{Method, StreamPlan};
-use rows::Cadence;
+use rows::{Cadence, Emit};
 
 /// What a finished sync reports.
 #[derive(Debug, Default)]
@@ -57,7 +57,7 @@ enum Job {
     /// A whole stream (index into plans).
     Stream(usize),
     /// One chunk of a chunked FULL_TABLE stream.
-    Chunk(usize, ChunkWork),
+    Chunk(usize, Box<ChunkWork>),
 }
 
 /// Per-stream shared state of a run.
@@ -121,12 +121,22 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
             let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
             if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
                 if let Some(max) = ft.max_key() {
-                    chunks = chunk::plan_chunks(&mut conn, p, max, config.chunk_rows)?.map(|list| {
-                        list.into_iter()
-                            .enumerate()
-                            .map(|(index, bounds)| (ChunkWork { index, bounds, after: None }, false))
-                            .collect()
-                    });
+                    chunks =
+                        chunk::plan_chunks(&mut conn, p, max, config.chunk_rows)?.map(|list| {
+                            list.into_iter()
+                                .enumerate()
+                                .map(|(index, bounds)| {
+                                    (
+                                        ChunkWork {
+                                            index,
+                                            bounds,
+                                            after: None,
+                                        },
+                                        false,
+                                    )
+                                })
+                                .collect()
+                        });
                 }
             }
         }
@@ -136,10 +146,16 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
 
     let jobs_total: usize = chunk_plans
         .iter()
-        .map(|c| c.as_ref().map_or(1, |c| c.iter().filter(|(_, done)| !done).count().max(1)))
+        .map(|c| {
+            c.as_ref()
+                .map_or(1, |c| c.iter().filter(|(_, done)| !done).count().max(1))
+        })
         .sum();
     let workers = max_workers.min(jobs_total).max(1);
-    let table_ids: Vec<(String, String)> = plans.iter().map(|p| (p.database.clone(), p.table.clone())).collect();
+    let table_ids: Vec<(String, String)> = plans
+        .iter()
+        .map(|p| (p.database.clone(), p.table.clone()))
+        .collect();
     let snap = snapshot::open(
         &connector,
         &server,
@@ -197,7 +213,11 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
                     result = Err(e);
                     break;
                 }
-                let todo: Vec<ChunkWork> = chunks.into_iter().filter(|(_, done)| !done).map(|(w, _)| w).collect();
+                let todo: Vec<ChunkWork> = chunks
+                    .into_iter()
+                    .filter(|(_, done)| !done)
+                    .map(|(w, _)| w)
+                    .collect();
                 run.chunks_left.store(todo.len(), Ordering::SeqCst);
                 if todo.is_empty() {
                     if let Err(e) = ft.finish(&out) {
@@ -206,7 +226,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
                     }
                 }
                 for w in todo {
-                    jobs.push((config.chunk_rows, Job::Chunk(i, w)));
+                    jobs.push((config.chunk_rows, Job::Chunk(i, Box::new(w))));
                 }
             }
             _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
@@ -215,9 +235,13 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     if result.is_ok() {
         if conns.len() > 1 {
             // Biggest first keeps the workers busy to the end; one worker keeps catalog order.
-            jobs.sort_by(|a, b| b.0.cmp(&a.0));
+            jobs.sort_by_key(|j| std::cmp::Reverse(j.0));
         }
-        let queue = Mutex::new(jobs.into_iter().map(|(_, j)| j).collect::<std::collections::VecDeque<_>>());
+        let queue = Mutex::new(
+            jobs.into_iter()
+                .map(|(_, j)| j)
+                .collect::<std::collections::VecDeque<_>>(),
+        );
         if conns.len() == 1 {
             worker(&ctx, &queue, &mut conns[0]);
         } else {
@@ -259,6 +283,17 @@ struct RunCtx<'r, 'a> {
     time_extracted: &'r str,
     cancel: AtomicBool,
     failure: Mutex<Option<Error>>,
+}
+
+impl RunCtx<'_, '_> {
+    fn emit(&self) -> Emit<'_> {
+        Emit {
+            out: self.out,
+            cadence: self.cadence,
+            time_extracted: self.time_extracted,
+            cancel: &self.cancel,
+        }
+    }
 }
 
 impl RunCtx<'_, '_> {
@@ -309,20 +344,19 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
             let rows = match (&run.full, plan.method) {
                 (Some(ft), _) => {
                     ft.start(ctx.out, None)?;
-                    let rows = ft.read_all(conn, ctx.out, ctx.cadence, ctx.time_extracted, &ctx.cancel)?;
+                    let rows = ft.read_all(conn, ctx.emit())?;
                     ft.finish(ctx.out)?;
                     rows
                 }
-                (None, Method::Incremental) => incremental::sync_incremental(
-                    conn,
-                    plan,
-                    run.bookmark.clone(),
-                    ctx.out,
-                    ctx.cadence,
-                    ctx.time_extracted,
-                    &ctx.cancel,
-                )?,
-                (None, _) => return Err(Error::runtime(format!("stream '{}': no runner for {}", plan.stream_id, plan.method))),
+                (None, Method::Incremental) => {
+                    incremental::sync_incremental(conn, plan, run.bookmark.clone(), ctx.emit())?
+                }
+                (None, _) => {
+                    return Err(Error::runtime(format!(
+                        "stream '{}': no runner for {}",
+                        plan.stream_id, plan.method
+                    )))
+                }
             };
             log_done(plan, rows, started);
         }
@@ -331,7 +365,7 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
             let Some(ft) = &run.full else {
                 return Err(Error::runtime("chunk of a stream that is not FULL_TABLE"));
             };
-            let rows = ft.read_chunk(conn, ctx.out, ctx.cadence, ctx.time_extracted, &ctx.cancel, work)?;
+            let rows = ft.read_chunk(conn, ctx.emit(), work)?;
             let total = run.rows.fetch_add(rows as usize, Ordering::SeqCst) + rows as usize;
             // The last chunk to finish closes the stream, after every chunk's rows were sent.
             if run.chunks_left.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -343,14 +377,21 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
-fn announce_chunked(run: &StreamRun<'_>, ft: &FullTable<'_>, chunks: &[(ChunkWork, bool)], out: &OutputSender) -> Result<()> {
+fn announce_chunked(
+    run: &StreamRun<'_>,
+    ft: &FullTable<'_>,
+    chunks: &[(ChunkWork, bool)],
+    out: &OutputSender,
+) -> Result<()> {
     log::info!(
         "stream '{}': starting FULL_TABLE sync of {} columns in {} chunks ({} left, about {} rows)",
         run.plan.stream_id,
         run.plan.columns.len(),
         chunks.len(),
         chunks.iter().filter(|(_, d)| !d).count(),
-        run.plan.row_estimate.map_or("?".to_string(), |n| n.to_string())
+        run.plan
+            .row_estimate
+            .map_or("?".to_string(), |n| n.to_string())
     );
     ft.start(out, Some(chunks))
 }

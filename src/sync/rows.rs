@@ -26,6 +26,19 @@ pub struct Cadence {
     pub interval: Duration,
 }
 
+/// Where and how a reader emits: shared by every job of a run.
+#[derive(Clone, Copy)]
+pub struct Emit<'a> {
+    /// The writer.
+    pub out: &'a OutputSender,
+    /// Bookmark cadence.
+    pub cadence: Cadence,
+    /// `time_extracted` of every RECORD of the run.
+    pub time_extracted: &'a str,
+    /// Set when another job failed: stop soon.
+    pub cancel: &'a AtomicBool,
+}
+
 /// What a finished read returns.
 pub struct ReadOutcome {
     /// Rows written.
@@ -52,11 +65,15 @@ pub fn read_rows(
     sql: &str,
     plan: &StreamPlan,
     frame: &RecordFrame,
-    out: &OutputSender,
-    cadence: Cadence,
-    cancel: &AtomicBool,
+    emit: Emit<'_>,
     mut checkpoint: impl FnMut(&Row) -> Result<()>,
 ) -> Result<ReadOutcome> {
+    let Emit {
+        out,
+        cadence,
+        cancel,
+        ..
+    } = emit;
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
     log::debug!("stream '{}': {sql}", plan.stream_id);
     let mut result = conn.query_iter(sql).map_err(|e| Error::mysql(ctx(), e))?;

@@ -38,7 +38,12 @@ fn parallel_and_sequential_runs_emit_the_same_records() {
     load_fixture(&db, "types.sql");
     let seq = sync(&config_for(&db, 1), None, None);
     let par = sync(&config_for(&db, 4), None, None);
-    assert!(par.stderr.contains("4 worker connection(s) share one snapshot"), "{}", par.stderr);
+    assert!(
+        par.stderr
+            .contains("4 worker connection(s) share one snapshot"),
+        "{}",
+        par.stderr
+    );
     let (a, b) = (multiset(&seq), multiset(&par));
     assert_eq!(a.len(), 13);
     assert_eq!(a, b);
@@ -88,7 +93,11 @@ fn chunked_reads_return_every_row_exactly_once() {
         let mut cfg = config_for(&db, 3);
         cfg["chunk_rows"] = json!(100_000);
         let run = sync(&cfg, None, None);
-        assert!(run.stderr.contains("chunks of about 100000 rows"), "{shape}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("chunks of about 100000 rows"),
+            "{shape}: {}",
+            run.stderr
+        );
         let id = format!("{db}-big");
         let mut seen = HashSet::new();
         let mut n = 0;
@@ -105,10 +114,25 @@ fn chunked_reads_return_every_row_exactly_once() {
         let state = run.last_state();
         assert_eq!(state["bookmarks"][&id]["initial_full_table_complete"], true);
         assert!(state["bookmarks"][&id].get("chunks").is_none());
-        let av = run.messages.iter().filter(|m| m["type"] == "ACTIVATE_VERSION").count();
-        assert_eq!(av, 2, "{shape}: first-ever sync: one ACTIVATE_VERSION before, one after all chunks");
-        assert_eq!(run.messages.iter().rev().find(|m| m["type"] == "ACTIVATE_VERSION"), run.messages.iter().rev().nth(1));
-        db_conn(&db).query_drop(format!("DROP DATABASE `{db}`")).unwrap();
+        let av = run
+            .messages
+            .iter()
+            .filter(|m| m["type"] == "ACTIVATE_VERSION")
+            .count();
+        assert_eq!(
+            av, 2,
+            "{shape}: first-ever sync: one ACTIVATE_VERSION before, one after all chunks"
+        );
+        assert_eq!(
+            run.messages
+                .iter()
+                .rev()
+                .find(|m| m["type"] == "ACTIVATE_VERSION"),
+            run.messages.iter().rev().nth(1)
+        );
+        db_conn(&db)
+            .query_drop(format!("DROP DATABASE `{db}`"))
+            .unwrap();
     }
 }
 
@@ -122,9 +146,14 @@ fn snapshot_fallbacks_follow_privileges() {
         ("fb_norel", format!("SELECT, LOCK TABLES ON `{db}`.*")),
         ("fb_select", format!("SELECT ON `{db}`.*")),
     ] {
-        root.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'")).unwrap();
-        root.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'")).unwrap();
-        root.query_drop(format!("GRANT {grants} TO '{user}'@'%'")).unwrap();
+        root.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
+            .unwrap();
+        root.query_drop(format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'"
+        ))
+        .unwrap();
+        root.query_drop(format!("GRANT {grants} TO '{user}'@'%'"))
+            .unwrap();
     }
     let as_user = |user: &str, method: Option<&str>| {
         let mut cfg = config_for(&db, 2);
@@ -142,26 +171,57 @@ fn snapshot_fallbacks_follow_privileges() {
     };
     let expect = |cfg: Value, needle: &str| {
         let run = sync(&cfg, None, None);
-        assert!(run.stderr.contains(needle), "expected {needle:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(needle),
+            "expected {needle:?}: {}",
+            run.stderr
+        );
         assert_eq!(run.records(&format!("{db}-t1")).len(), 2);
         assert_eq!(run.records(&format!("{db}-t2")).len(), 1);
         run
     };
     // The test user has every privilege: the global lock is the first choice.
     expect(config_for(&db, 2), "via FLUSH TABLES WITH READ LOCK");
-    expect(tap_cfg("table_lock"), "via FLUSH TABLES <tables> WITH READ LOCK");
+    expect(
+        tap_cfg("table_lock"),
+        "via FLUSH TABLES <tables> WITH READ LOCK",
+    );
     expect(tap_cfg("lock_tables"), "via LOCK TABLES <tables> READ");
-    let run = expect(tap_cfg("independent"), "via independent per-worker snapshots");
-    assert!(run.stderr.contains("WARNING snapshot: snapshot_method is 'independent'"));
+    let run = expect(
+        tap_cfg("independent"),
+        "via independent per-worker snapshots",
+    );
+    assert!(run
+        .stderr
+        .contains("WARNING snapshot: snapshot_method is 'independent'"));
     // Without RELOAD both FLUSH variants are refused: MariaDB's lock-free path takes over.
-    let run = expect(as_user("fb_norel", None), "via lock-free (binlog_snapshot_file/position)");
-    assert!(run.stderr.contains("FLUSH TABLES WITH READ LOCK not possible"), "{}", run.stderr);
-    expect(as_user("fb_norel", Some("lock_tables")), "via LOCK TABLES <tables> READ");
+    let run = expect(
+        as_user("fb_norel", None),
+        "via lock-free (binlog_snapshot_file/position)",
+    );
+    assert!(
+        run.stderr
+            .contains("FLUSH TABLES WITH READ LOCK not possible"),
+        "{}",
+        run.stderr
+    );
+    expect(
+        as_user("fb_norel", Some("lock_tables")),
+        "via LOCK TABLES <tables> READ",
+    );
     // SELECT only and LOCK TABLES forced: one clear error saying what to grant.
     let run = sync_any(&as_user("fb_select", Some("lock_tables")), None, None);
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("cannot take a consistent snapshot"), "{}", run.stderr);
-    assert!(run.stderr.contains("grant RELOAD or LOCK TABLES"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot take a consistent snapshot"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("grant RELOAD or LOCK TABLES"),
+        "{}",
+        run.stderr
+    );
     assert!(run.messages.is_empty());
 }
 
@@ -189,7 +249,9 @@ fn parallel_snapshot_is_consistent_under_concurrent_writes() {
             let mut c = db_conn(&db);
             let mut x: u64 = 42;
             let mut next = || {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 33) % n + 1
             };
             while !stop.load(Ordering::SeqCst) {
@@ -222,20 +284,34 @@ fn parallel_snapshot_is_consistent_under_concurrent_writes() {
     let during = committed.load(Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
-    assert!(run.stderr.contains("chunks of about 10000 rows"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("chunks of about 10000 rows"),
+        "{}",
+        run.stderr
+    );
     let a = run.records(&format!("{db}-acct_a"));
     let b = run.records(&format!("{db}-acct_b"));
     let ledger = run.records(&format!("{db}-ledger"));
     assert_eq!(a.len() as u64, n);
     assert_eq!(b.len() as u64, n);
     let sum = |rs: &[&Value], k: &str| rs.iter().map(|r| r[k].as_i64().unwrap()).sum::<i64>();
-    assert_eq!(sum(&a, "bal") + sum(&b, "bal"), 2 * 1000 * n as i64, "money moved in a transaction is never half-seen");
+    assert_eq!(
+        sum(&a, "bal") + sum(&b, "bal"),
+        2 * 1000 * n as i64,
+        "money moved in a transaction is never half-seen"
+    );
     let tx = sum(&a, "tx_count");
-    assert_eq!(ledger.len() as i64 + sum(&b, "deleted"), tx, "ledger rows match the transfers the snapshot saw");
+    assert_eq!(
+        ledger.len() as i64 + sum(&b, "deleted"),
+        tx,
+        "ledger rows match the transfers the snapshot saw"
+    );
     assert!(tx >= 200, "the snapshot saw the writes before it ({tx})");
     let after = {
         let mut c = db_conn(&db);
-        c.query_first::<i64, _>("SELECT SUM(tx_count) FROM acct_a").unwrap().unwrap()
+        c.query_first::<i64, _>("SELECT SUM(tx_count) FROM acct_a")
+            .unwrap()
+            .unwrap()
     };
     assert!(after > tx, "the writer kept committing while the tap read ({tx} seen, {after} at the end, {during} during)");
 }
@@ -280,24 +356,48 @@ fn interrupted_chunked_run_resumes_unfinished_chunks_only() {
     let bm = &state["bookmarks"][&id];
     let chunks = bm["chunks"].as_array().expect("chunk list in state");
     let done: Vec<&Value> = chunks.iter().filter(|c| c["done"] == true).collect();
-    assert!(!done.is_empty() && done.len() < chunks.len(), "some but not all chunks done: {bm}");
+    assert!(
+        !done.is_empty() && done.len() < chunks.len(),
+        "some but not all chunks done: {bm}"
+    );
 
     let second = sync(&cfg, None, Some(&state));
-    assert!(second.stderr.contains("resuming FULL_TABLE version"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("resuming FULL_TABLE version"),
+        "{}",
+        second.stderr
+    );
     let version = bm["version"].clone();
     let in_done = |k: i64| {
-        done.iter().any(|c| c["lo"].as_i64().is_none_or(|lo| k > lo) && c["hi"].as_i64().is_none_or(|hi| k <= hi))
+        done.iter().any(|c| {
+            c["lo"].as_i64().is_none_or(|lo| k > lo) && c["hi"].as_i64().is_none_or(|hi| k <= hi)
+        })
     };
-    let mut keys: HashSet<i64> = first.records(&id).iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let mut keys: HashSet<i64> = first
+        .records(&id)
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
     for r in second.records(&id) {
         let k = r["id"].as_i64().unwrap();
         assert!(!in_done(k), "key {k} re-read from a finished chunk");
         keys.insert(k);
     }
     assert_eq!(keys.len(), 300_000, "every row after resuming");
-    assert!(second.messages.iter().filter(|m| m["type"] == "RECORD").all(|m| m["version"] == version));
-    let av: Vec<&Value> = second.messages.iter().filter(|m| m["type"] == "ACTIVATE_VERSION").collect();
+    assert!(second
+        .messages
+        .iter()
+        .filter(|m| m["type"] == "RECORD")
+        .all(|m| m["version"] == version));
+    let av: Vec<&Value> = second
+        .messages
+        .iter()
+        .filter(|m| m["type"] == "ACTIVATE_VERSION")
+        .collect();
     assert_eq!(av.len(), 1);
     assert_eq!(av[0]["version"], version);
-    assert_eq!(second.last_state()["bookmarks"][&id], json!({"version": version, "initial_full_table_complete": true}));
+    assert_eq!(
+        second.last_state()["bookmarks"][&id],
+        json!({"version": version, "initial_full_table_complete": true})
+    );
 }
