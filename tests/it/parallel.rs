@@ -318,7 +318,6 @@ fn parallel_snapshot_is_consistent_under_concurrent_writes() {
 
 #[test]
 fn interrupted_chunked_run_resumes_unfinished_chunks_only() {
-    use std::io::{BufRead, BufReader, Read};
     let db = fresh_db("chunk_resume");
     fill(
         &db,
@@ -329,29 +328,7 @@ fn interrupted_chunked_run_resumes_unfinished_chunks_only() {
     let mut cfg = config_for(&db, 2);
     cfg["chunk_rows"] = json!(30_000);
     cfg["state_interval_rows"] = json!(2_000);
-    let cfg_file = json_file(&cfg);
-    let mut child = std::process::Command::new(tap_bin())
-        .args(["--config", cfg_file.path().to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    let mut line = String::new();
-    let mut lines = 0;
-    while lines < 150_000 && reader.read_line(&mut line).unwrap() > 0 {
-        text.push_str(&line);
-        line.clear();
-        lines += 1;
-    }
-    child.kill().unwrap();
-    let mut rest = String::new();
-    let _ = reader.read_to_string(&mut rest);
-    child.wait().unwrap();
-    text.push_str(&rest);
-    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
-    let first = parse_run(text.as_bytes(), String::new(), None);
+    let first = run_and_kill_after(&cfg, None, None, 150_000);
     let state = first.last_state();
     let bm = &state["bookmarks"][&id];
     let chunks = bm["chunks"].as_array().expect("chunk list in state");

@@ -176,48 +176,6 @@ fn big_table(db: &str, name: &str, key: &str, n: u32) {
     c.query_drop(insert).unwrap();
 }
 
-/// Runs the tap and kills it after reading `n` lines; returns the complete lines it wrote.
-fn run_and_kill_after(config: &Value, catalog: &Value, state: Option<&Value>, n: usize) -> Run {
-    use std::io::{BufRead, BufReader, Read};
-    let cfg = json_file(config);
-    let cat = json_file(catalog);
-    let st = state.map(json_file);
-    let mut cmd = std::process::Command::new(tap_bin());
-    cmd.args([
-        "--config",
-        cfg.path().to_str().unwrap(),
-        "--catalog",
-        cat.path().to_str().unwrap(),
-    ]);
-    if let Some(s) = &st {
-        cmd.args(["--state", s.path().to_str().unwrap()]);
-    }
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    while lines.len() < n && reader.read_line(&mut line).unwrap() > 0 {
-        lines.push(std::mem::take(&mut line));
-    }
-    child.kill().unwrap();
-    // Whatever was already in the pipe was written before the kill: collect it too.
-    let mut rest = String::new();
-    let _ = reader.read_to_string(&mut rest);
-    child.wait().unwrap();
-    let mut text: String = lines.concat();
-    text.push_str(&rest);
-    // Drop a trailing partial line: a real interruption can cut one.
-    if !text.ends_with('\n') {
-        let cut = text.rfind('\n').map_or(0, |i| i + 1);
-        text.truncate(cut);
-    }
-    parse_run(text.as_bytes(), String::new(), None)
-}
-
 fn key_of(record: &Value, shape: &str) -> String {
     match shape {
         "int" => record["id"].to_string(),
@@ -242,7 +200,7 @@ fn interrupted_full_table_resumes_without_losing_rows() {
         only_streams(&mut catalog, &[&id]);
         select_all(&mut catalog, &[(&id, "FULL_TABLE", None)]);
 
-        let first = run_and_kill_after(&cfg, &catalog, None, 5_000);
+        let first = run_and_kill_after(&cfg, Some(&catalog), None, 5_000);
         let first_records = first.records(&id);
         assert!(
             first_records.len() >= 5_000 - 20 && first_records.len() < n as usize,

@@ -433,3 +433,47 @@ pub fn record_text(line: &str) -> &str {
         .expect("record end");
     &line[start..end]
 }
+
+/// Runs the tap and kills it (SIGKILL) after reading `n` lines of its output: a real
+/// interruption. Returns every complete line it had written, including what was still in the pipe.
+pub fn run_and_kill_after(
+    config: &serde_json::Value,
+    catalog: Option<&serde_json::Value>,
+    state: Option<&serde_json::Value>,
+    n: usize,
+) -> Run {
+    use std::io::{BufRead, BufReader, Read};
+    let cfg = json_file(config);
+    let cat = catalog.map(json_file);
+    let st = state.map(json_file);
+    let mut cmd = Command::new(tap_bin());
+    cmd.args(["--config", cfg.path().to_str().unwrap()]);
+    if let Some(c) = &cat {
+        cmd.args(["--catalog", c.path().to_str().unwrap()]);
+    }
+    if let Some(s) = &st {
+        cmd.args(["--state", s.path().to_str().unwrap()]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tap-mysql");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut text = String::new();
+    let mut line = String::new();
+    let mut lines = 0;
+    while lines < n && reader.read_line(&mut line).expect("read") > 0 {
+        text.push_str(&line);
+        line.clear();
+        lines += 1;
+    }
+    child.kill().expect("kill");
+    let mut rest = String::new();
+    let _ = reader.read_to_string(&mut rest);
+    let _ = child.wait();
+    text.push_str(&rest);
+    // Drop a trailing partial line: a real interruption can cut one.
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    parse_run(text.as_bytes(), String::new(), None)
+}
