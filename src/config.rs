@@ -119,6 +119,149 @@ pub struct TlsConfig {
     pub verify: bool,
 }
 
+/// File format of BATCH messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchFormat {
+    /// JSON lines of bare records.
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl BatchFormat {
+    /// The name in `encoding.format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchFormat::Jsonl => "jsonl",
+            BatchFormat::Parquet => "parquet",
+        }
+    }
+}
+
+/// Compression of BATCH files (outer gzip for JSONL, the internal codec for Parquet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchCompression {
+    /// None.
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd (Parquet only).
+    Zstd,
+    /// snappy (Parquet only).
+    Snappy,
+}
+
+impl BatchCompression {
+    /// The name in `encoding.compression`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchCompression::None => "none",
+            BatchCompression::Gzip => "gzip",
+            BatchCompression::Zstd => "zstd",
+            BatchCompression::Snappy => "snappy",
+        }
+    }
+}
+
+/// `batch_config`, in the Meltano SDK shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// File format.
+    pub format: BatchFormat,
+    /// Compression.
+    pub compression: BatchCompression,
+    /// Directory the files are written to (from `storage.root`, a `file://` URL or a path).
+    pub root: PathBuf,
+    /// File name prefix.
+    pub prefix: String,
+    /// Rows per file.
+    pub batch_size: u64,
+}
+
+impl BatchConfig {
+    fn parse(v: &Value) -> Result<BatchConfig> {
+        let bad = |m: String| Error::usage(format!("config: batch_config: {m}"));
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("must be an object".into()))?;
+        let enc = obj.get("encoding").and_then(Value::as_object);
+        let format = match enc.and_then(|e| e.get("format")).and_then(Value::as_str) {
+            Some("jsonl") => BatchFormat::Jsonl,
+            Some("parquet") => BatchFormat::Parquet,
+            Some(other) => {
+                return Err(bad(format!(
+                    "encoding.format must be \"jsonl\" or \"parquet\" (got {other:?})"
+                )))
+            }
+            None => {
+                return Err(bad(
+                    "encoding.format is required (\"jsonl\" or \"parquet\")".into(),
+                ))
+            }
+        };
+        let compression = match (format, enc.and_then(|e| e.get("compression")).and_then(Value::as_str)) {
+            (_, None | Some("none")) => BatchCompression::None,
+            (_, Some("gzip")) => BatchCompression::Gzip,
+            (BatchFormat::Parquet, Some("zstd")) => BatchCompression::Zstd,
+            (BatchFormat::Parquet, Some("snappy")) => BatchCompression::Snappy,
+            (BatchFormat::Jsonl, Some(other)) => {
+                return Err(bad(format!("encoding.compression for jsonl must be \"gzip\" or \"none\" (got {other:?})")))
+            }
+            (BatchFormat::Parquet, Some(other)) => {
+                return Err(bad(format!(
+                    "encoding.compression for parquet must be \"zstd\", \"snappy\", \"gzip\" or \"none\" (got {other:?})"
+                )))
+            }
+        };
+        let storage = obj.get("storage").and_then(Value::as_object);
+        let root = storage
+            .and_then(|s| s.get("root"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                bad("storage.root is required (e.g. \"file:///var/tmp/batches\")".into())
+            })?;
+        let path = match root.strip_prefix("file://") {
+            Some(p) => PathBuf::from(p),
+            None if root.contains("://") => {
+                return Err(bad(format!(
+                    "storage.root must be a file:// URL or a local path (got {root:?})"
+                )))
+            }
+            None => PathBuf::from(root),
+        };
+        let root = if path.is_absolute() {
+            path
+        } else {
+            std::env::current_dir()
+                .map_err(|e| bad(format!("cannot resolve the relative storage.root: {e}")))?
+                .join(path)
+        };
+        let prefix = storage
+            .and_then(|s| s.get("prefix"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if prefix.contains('/') {
+            return Err(bad("storage.prefix must not contain '/'".into()));
+        }
+        let batch_size = match obj.get("batch_size") {
+            None | Some(Value::Null) => 100_000,
+            Some(v) => v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| bad(format!("batch_size must be a positive integer (got {v})")))?,
+        };
+        Ok(BatchConfig {
+            format,
+            compression,
+            root,
+            prefix,
+            batch_size,
+        })
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -164,6 +307,8 @@ pub struct Config {
     pub snapshot_method: Option<crate::source::snapshot::SnapshotMethod>,
     /// Seconds the snapshot lock may be waited for.
     pub snapshot_lock_timeout_s: u64,
+    /// BATCH messages instead of RECORDs, when set.
+    pub batch: Option<BatchConfig>,
     /// Log level.
     pub log_level: log::LevelFilter,
 }
@@ -270,6 +415,15 @@ impl Config {
                 })?,
             },
             snapshot_lock_timeout_s: r.int("snapshot_lock_timeout_s", 1, 3600)?.unwrap_or(10) as u64,
+            batch: match r.get("batch_config") {
+                None => None,
+                Some(Value::String(s)) => {
+                    let v: Value = serde_json::from_str(s)
+                        .map_err(|_| Error::usage("config: batch_config must be a JSON object"))?;
+                    Some(BatchConfig::parse(&v)?)
+                }
+                Some(v) => Some(BatchConfig::parse(v)?),
+            },
             log_level,
         })
     }
@@ -555,6 +709,31 @@ mod tests {
         assert!(e.to_string().contains("'engine'"), "{e}");
         let e = from(json!({"user": "u", "ssl_cert": "/x"})).unwrap_err();
         assert!(e.to_string().contains("ssl_key"), "{e}");
+    }
+
+    #[test]
+    fn batch_config_shapes() {
+        let c = from(json!({"user": "u", "batch_config": {
+            "encoding": {"format": "parquet", "compression": "zstd"},
+            "storage": {"root": "file:///var/tmp/b", "prefix": "orders-"}, "batch_size": 500000}}))
+        .unwrap();
+        let b = c.batch.unwrap();
+        assert_eq!(
+            (b.format, b.compression),
+            (BatchFormat::Parquet, BatchCompression::Zstd)
+        );
+        assert_eq!(b.root, PathBuf::from("/var/tmp/b"));
+        assert_eq!((b.prefix.as_str(), b.batch_size), ("orders-", 500_000));
+        let e = from(json!({"user": "u", "batch_config": {"encoding": {"format": "jsonl", "compression": "zstd"},
+            "storage": {"root": "/x"}}})).unwrap_err();
+        assert!(
+            e.to_string().contains("jsonl must be \"gzip\" or \"none\""),
+            "{e}"
+        );
+        let e = from(json!({"user": "u", "batch_config": {"encoding": {"format": "jsonl"}}}))
+            .unwrap_err();
+        assert!(e.to_string().contains("storage.root is required"), "{e}");
+        assert!(from(json!({"user": "u"})).unwrap().batch.is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `catalog` discovers and maps types, `singer` speaks the protocol, `run` ties them together.
 
 pub mod about;
+pub mod batch;
 pub mod catalog;
 pub mod cli;
 pub mod config;

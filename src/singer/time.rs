@@ -17,6 +17,17 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Days since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`-style RFC 3339 with `digits` fraction digits.
 pub fn format_rfc3339(t: SystemTime, digits: usize) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -49,6 +60,10 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        for d in [-719_162, -1, 0, 1, 11_016, 2_932_896] {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
         let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
         assert_eq!(format_rfc3339(t, 6), "2023-11-14T22:13:20.123456Z");
         assert_eq!(format_rfc3339(t, 0), "2023-11-14T22:13:20Z");

@@ -58,9 +58,17 @@ pub struct FullTable<'a> {
     key_cols: Vec<String>,
     max_pk: Option<Map<String, Value>>,
     empty: bool,
+    activate: bool,
 }
 
 impl<'a> FullTable<'a> {
+    /// In BATCH mode no ACTIVATE_VERSION is sent: SDK targets load BATCH rows without a table
+    /// version, so an ACTIVATE_VERSION would make them delete the rows just loaded.
+    pub fn batch_mode(mut self, batch: bool) -> Self {
+        self.activate = !batch;
+        self
+    }
+
     /// Decides the version and bounds from the bookmark (reading the greatest key when needed).
     pub fn prepare(
         conn: &mut Conn,
@@ -100,6 +108,7 @@ impl<'a> FullTable<'a> {
             key_cols,
             max_pk,
             empty,
+            activate: true,
         })
     }
 
@@ -177,7 +186,7 @@ impl<'a> FullTable<'a> {
     pub fn start(&self, out: &OutputSender, chunks: Option<&[(ChunkWork, bool)]>) -> Result<()> {
         let id = &self.plan.stream_id;
         let mut msgs = schema_message(id, &self.plan.schema, &self.plan.key_properties, None);
-        if self.first_ever && !self.in_progress {
+        if self.activate && self.first_ever && !self.in_progress {
             msgs.extend(activate_version_message(id, self.version));
         }
         out.send(msgs)?;
@@ -333,7 +342,9 @@ impl<'a> FullTable<'a> {
         }
         done.insert("version".into(), json!(self.version));
         done.insert("initial_full_table_complete".into(), json!(true));
-        out.send(activate_version_message(id, self.version))?;
+        if self.activate {
+            out.send(activate_version_message(id, self.version))?;
+        }
         out.bookmark(id, done, None)
     }
 

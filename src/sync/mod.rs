@@ -77,6 +77,9 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     state: State,
     sink: W,
 ) -> Result<SyncSummary> {
+    if let Some(b) = &config.batch {
+        crate::batch::prepare_root(b)?;
+    }
     let connector = Connector::new(config)?;
     let mut conn = connector.connect("planning")?;
     let server = connector
@@ -89,6 +92,11 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     };
     let tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
     let mut plans = plan::plan(catalog, &tables, &config.types)?;
+    if let Some(b) = &config.batch {
+        for p in &plans {
+            crate::batch::discard_partials(b, &p.stream_id)?;
+        }
+    }
     if plans.is_empty() {
         log::warn!("no stream is selected: nothing to sync");
     }
@@ -174,7 +182,10 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     for p in &plans {
         let bookmark = state.bookmark(&p.stream_id);
         let full = match p.method {
-            Method::FullTable => Some(FullTable::prepare(&mut conns[0], p, bookmark.clone())?),
+            Method::FullTable => Some(
+                FullTable::prepare(&mut conns[0], p, bookmark.clone())?
+                    .batch_mode(config.batch.is_some()),
+            ),
             _ => None,
         };
         runs.push(StreamRun {
@@ -200,6 +211,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         time_extracted: &time_extracted,
         cancel: AtomicBool::new(false),
         failure: Mutex::new(None),
+        batch: config.batch.as_ref(),
     };
 
     // Build the job queue, biggest first; chunked streams announce themselves now.
@@ -283,6 +295,7 @@ struct RunCtx<'r, 'a> {
     time_extracted: &'r str,
     cancel: AtomicBool,
     failure: Mutex<Option<Error>>,
+    batch: Option<&'r crate::config::BatchConfig>,
 }
 
 impl RunCtx<'_, '_> {
@@ -292,6 +305,7 @@ impl RunCtx<'_, '_> {
             cadence: self.cadence,
             time_extracted: self.time_extracted,
             cancel: &self.cancel,
+            batch: self.batch,
         }
     }
 }

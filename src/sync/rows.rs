@@ -13,6 +13,8 @@ use mysql::{Conn, Row, Value};
 
 use super::output::{OutputSender, BUFFER_BYTES};
 use super::plan::StreamPlan;
+use crate::batch::BatchSink;
+use crate::config::BatchConfig;
 use crate::encode::{encode_cell, ColumnWarnings};
 use crate::error::{Error, Result};
 use crate::singer::messages::RecordFrame;
@@ -37,6 +39,8 @@ pub struct Emit<'a> {
     pub time_extracted: &'a str,
     /// Set when another job failed: stop soon.
     pub cancel: &'a AtomicBool,
+    /// BATCH files instead of RECORD messages, when configured.
+    pub batch: Option<&'a BatchConfig>,
 }
 
 /// What a finished read returns.
@@ -68,6 +72,9 @@ pub fn read_rows(
     emit: Emit<'_>,
     mut checkpoint: impl FnMut(&Row) -> Result<()>,
 ) -> Result<ReadOutcome> {
+    if let Some(cfg) = emit.batch {
+        return read_rows_batch(conn, sql, plan, emit, cfg, checkpoint);
+    }
     let Emit {
         out,
         cadence,
@@ -110,7 +117,16 @@ pub fn read_rows(
         last_row = Some(row);
     }
     out.send(buf)?;
-    for (c, w) in plan.columns.iter().zip(&warnings) {
+    report(plan, &warnings);
+    Ok(ReadOutcome {
+        rows,
+        last_row,
+        warnings,
+    })
+}
+
+fn report(plan: &StreamPlan, warnings: &[ColumnWarnings]) {
+    for (c, w) in plan.columns.iter().zip(warnings) {
         if w.any() {
             log::warn!(
                 "stream '{}' column '{}': {}",
@@ -120,6 +136,45 @@ pub fn read_rows(
             );
         }
     }
+}
+
+/// BATCH mode: rows go to files of `batch_size` rows; after each file is finished (synced and
+/// renamed) its BATCH message is sent, then `checkpoint` with the file's last row, so a
+/// bookmark never covers rows of an unfinished file.
+fn read_rows_batch(
+    conn: &mut Conn,
+    sql: &str,
+    plan: &StreamPlan,
+    emit: Emit<'_>,
+    cfg: &BatchConfig,
+    mut checkpoint: impl FnMut(&Row) -> Result<()>,
+) -> Result<ReadOutcome> {
+    let ctx = || format!("stream '{}': reading rows", plan.stream_id);
+    log::debug!("stream '{}': {sql}", plan.stream_id);
+    let mut result = conn.query_iter(sql).map_err(|e| Error::mysql(ctx(), e))?;
+    let mut warnings = vec![ColumnWarnings::default(); plan.columns.len()];
+    let mut sink = BatchSink::new(cfg, plan);
+    let mut rows = 0u64;
+    let mut last_row: Option<Row> = None;
+    for row in result.by_ref() {
+        let row = row.map_err(|e| Error::mysql(ctx(), e))?;
+        sink.append(&row, &mut warnings)?;
+        rows += 1;
+        if rows.is_multiple_of(1024) && emit.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        if sink.full() {
+            if let Some(msg) = sink.finish_file()? {
+                emit.out.send(msg)?;
+            }
+            checkpoint(&row)?;
+        }
+        last_row = Some(row);
+    }
+    if let Some(msg) = sink.finish_file()? {
+        emit.out.send(msg)?;
+    }
+    report(plan, &warnings);
     Ok(ReadOutcome {
         rows,
         last_row,

@@ -1,0 +1,417 @@
+//! Parquet batch files, typed from the SQL type of each column (never guessed from values):
+//!
+//! | SQL | Arrow |
+//! |---|---|
+//! | `tinyint(1)` (as boolean), `bit(1)` | Boolean |
+//! | `tinyint`…`bigint` | Int8…Int64, unsigned UInt8…UInt64 (`mediumint` Int32/UInt32) |
+//! | `bit(n>1)` | UInt64 |
+//! | `year` | Int16 |
+//! | `decimal(p,s)` | Decimal128(p,s) for p ≤ 38, else Decimal256(p,s): exact digits |
+//! | `float`, `double` | Float32, Float64 |
+//! | `date` | Date32 (zero/invalid dates null) |
+//! | `datetime`, `timestamp` | Timestamp(µs, "UTC") (zero/invalid null) |
+//! | `time` | Utf8, as MySQL prints it (`-838:59:59.000000`; Arrow durations hold it, but a string keeps the exact text targets load as-is) |
+//! | text, `enum`, `set`, `uuid`, `inet*` | Utf8 |
+//! | JSON, spatial (GeoJSON) | Utf8 holding the JSON text |
+//! | binary and blobs | Binary |
+//!
+//! Rows are buffered in Arrow builders for at most [`ARROW_BATCH_ROWS`] rows, then handed to
+//! the Parquet writer, which closes a row group every [`ROW_GROUP_ROWS`] rows: memory stays
+//! bounded whatever `batch_size` is.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
+    StringBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
+    UInt8Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_buffer::i256;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use mysql::Row;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::catalog::types::{ColumnKind, IntWidth};
+use crate::config::BatchCompression;
+use crate::encode::temporal::valid_date;
+use crate::encode::ColumnWarnings;
+use crate::error::{Error, Result};
+use crate::singer::time::days_from_civil;
+use crate::sync::plan::StreamPlan;
+use crate::sync::rows::cell;
+
+/// Rows buffered in Arrow builders before they go to the Parquet writer.
+pub const ARROW_BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 65_536;
+
+enum Col {
+    Bool(BooleanBuilder, bool),
+    I8(Int8Builder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    U8(UInt8Builder),
+    U16(UInt16Builder),
+    U32(UInt32Builder),
+    U64(UInt64Builder),
+    Bits(UInt64Builder),
+    Dec128(Decimal128Builder, u32),
+    Dec256(Decimal256Builder, u32),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Date(Date32Builder),
+    Ts(TimestampMicrosecondBuilder),
+    Utf8(StringBuilder),
+    Bin(BinaryBuilder),
+}
+
+/// The Arrow type of a column kind (see the table above).
+pub fn arrow_type(kind: &ColumnKind) -> DataType {
+    match kind {
+        ColumnKind::Boolean | ColumnKind::Bit { bits: 1 } => DataType::Boolean,
+        ColumnKind::Integer { width, unsigned } => match (width, unsigned) {
+            (IntWidth::Tiny, false) => DataType::Int8,
+            (IntWidth::Small, false) => DataType::Int16,
+            (IntWidth::Medium | IntWidth::Int, false) => DataType::Int32,
+            (IntWidth::Big, false) => DataType::Int64,
+            (IntWidth::Tiny, true) => DataType::UInt8,
+            (IntWidth::Small, true) => DataType::UInt16,
+            (IntWidth::Medium | IntWidth::Int, true) => DataType::UInt32,
+            (IntWidth::Big, true) => DataType::UInt64,
+        },
+        ColumnKind::Bit { .. } => DataType::UInt64,
+        ColumnKind::Year => DataType::Int16,
+        ColumnKind::Decimal { precision, scale } if *precision <= 38 => {
+            DataType::Decimal128(*precision as u8, *scale as i8)
+        }
+        ColumnKind::Decimal { precision, scale } => {
+            DataType::Decimal256(*precision as u8, *scale as i8)
+        }
+        ColumnKind::Float => DataType::Float32,
+        ColumnKind::Double => DataType::Float64,
+        ColumnKind::Date => DataType::Date32,
+        ColumnKind::DateTime { .. } | ColumnKind::Timestamp { .. } => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        ColumnKind::Binary => DataType::Binary,
+        _ => DataType::Utf8,
+    }
+}
+
+fn builder(kind: &ColumnKind) -> Col {
+    match (kind, arrow_type(kind)) {
+        (ColumnKind::Bit { .. }, DataType::Boolean) => Col::Bool(BooleanBuilder::new(), true),
+        (_, DataType::Boolean) => Col::Bool(BooleanBuilder::new(), false),
+        (ColumnKind::Bit { .. }, _) => Col::Bits(UInt64Builder::new()),
+        (_, DataType::Int8) => Col::I8(Int8Builder::new()),
+        (_, DataType::Int16) => Col::I16(Int16Builder::new()),
+        (_, DataType::Int32) => Col::I32(Int32Builder::new()),
+        (_, DataType::Int64) => Col::I64(Int64Builder::new()),
+        (_, DataType::UInt8) => Col::U8(UInt8Builder::new()),
+        (_, DataType::UInt16) => Col::U16(UInt16Builder::new()),
+        (_, DataType::UInt32) => Col::U32(UInt32Builder::new()),
+        (_, DataType::UInt64) => Col::U64(UInt64Builder::new()),
+        (_, DataType::Decimal128(p, s)) => Col::Dec128(
+            Decimal128Builder::new().with_data_type(DataType::Decimal128(p, s)),
+            s as u32,
+        ),
+        (_, DataType::Decimal256(p, s)) => Col::Dec256(
+            Decimal256Builder::new().with_data_type(DataType::Decimal256(p, s)),
+            s as u32,
+        ),
+        (_, DataType::Float32) => Col::F32(Float32Builder::new()),
+        (_, DataType::Float64) => Col::F64(Float64Builder::new()),
+        (_, DataType::Date32) => Col::Date(Date32Builder::new()),
+        (_, DataType::Timestamp(..)) => {
+            Col::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+        }
+        (_, DataType::Binary) => Col::Bin(BinaryBuilder::new()),
+        _ => Col::Utf8(StringBuilder::new()),
+    }
+}
+
+/// An open Parquet batch file.
+pub struct ParquetFile {
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    cols: Vec<Col>,
+    rows: usize,
+    stream: String,
+}
+
+impl ParquetFile {
+    /// Starts a file for `plan`'s columns.
+    pub fn new(file: File, plan: &StreamPlan, compression: BatchCompression) -> Result<Self> {
+        let fields: Vec<Field> = plan
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, arrow_type(&c.kind), true))
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let codec = match compression {
+            BatchCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
+            BatchCompression::Snappy => Compression::SNAPPY,
+            BatchCompression::Gzip => Compression::GZIP(GzipLevel::default()),
+            BatchCompression::None => Compression::UNCOMPRESSED,
+        };
+        let props = WriterProperties::builder()
+            .set_compression(codec)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| {
+            Error::runtime(format!(
+                "stream '{}': cannot start a Parquet file: {e}",
+                plan.stream_id
+            ))
+        })?;
+        Ok(ParquetFile {
+            writer,
+            schema,
+            cols: plan.columns.iter().map(|c| builder(&c.kind)).collect(),
+            rows: 0,
+            stream: plan.stream_id.clone(),
+        })
+    }
+
+    /// Appends one row.
+    pub fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> Result<()> {
+        for (i, col) in self.cols.iter_mut().enumerate() {
+            append_cell(col, cell(row, i), &mut warnings[i]);
+        }
+        self.rows += 1;
+        if self.rows >= ARROW_BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(finish_col).collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| {
+            Error::runtime(format!(
+                "stream '{}': building a Parquet batch: {e}",
+                self.stream
+            ))
+        })?;
+        self.writer.write(&batch).map_err(|e| {
+            Error::runtime(format!(
+                "stream '{}': writing a Parquet file: {e}",
+                self.stream
+            ))
+        })?;
+        self.rows = 0;
+        Ok(())
+    }
+
+    /// Writes the footer; returns the file for syncing.
+    pub fn finish(mut self) -> Result<File> {
+        self.flush()?;
+        self.writer.into_inner().map_err(|e| {
+            Error::runtime(format!(
+                "stream '{}': closing a Parquet file: {e}",
+                self.stream
+            ))
+        })
+    }
+}
+
+fn finish_col(c: &mut Col) -> ArrayRef {
+    match c {
+        Col::Bool(b, _) => Arc::new(b.finish()),
+        Col::I8(b) => Arc::new(b.finish()),
+        Col::I16(b) => Arc::new(b.finish()),
+        Col::I32(b) => Arc::new(b.finish()),
+        Col::I64(b) => Arc::new(b.finish()),
+        Col::U8(b) => Arc::new(b.finish()),
+        Col::U16(b) => Arc::new(b.finish()),
+        Col::U32(b) => Arc::new(b.finish()),
+        Col::U64(b) | Col::Bits(b) => Arc::new(b.finish()),
+        Col::Dec128(b, _) => Arc::new(b.finish()),
+        Col::Dec256(b, _) => Arc::new(b.finish()),
+        Col::F32(b) => Arc::new(b.finish()),
+        Col::F64(b) => Arc::new(b.finish()),
+        Col::Date(b) => Arc::new(b.finish()),
+        Col::Ts(b) => Arc::new(b.finish()),
+        Col::Utf8(b) => Arc::new(b.finish()),
+        Col::Bin(b) => Arc::new(b.finish()),
+    }
+}
+
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+/// Digits without ZEROFILL padding.
+fn unpad(b: &[u8]) -> &str {
+    let s = text(b);
+    let (neg, body) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let t = body.trim_start_matches('0');
+    let t = if t.is_empty() || t.starts_with('.') {
+        &body[body.len() - t.len() - 1..]
+    } else {
+        t
+    };
+    if neg {
+        // Negative zerofill cannot happen (zerofill implies unsigned).
+        s
+    } else {
+        t
+    }
+}
+
+fn append_cell(col: &mut Col, cell: Option<&[u8]>, warn: &mut ColumnWarnings) {
+    macro_rules! int {
+        ($b:expr, $t:ty) => {
+            match cell.and_then(|c| unpad(c).parse::<$t>().ok()) {
+                Some(v) => $b.append_value(v),
+                None => $b.append_null(),
+            }
+        };
+    }
+    match col {
+        Col::Bool(b, from_bits) => match cell {
+            None => b.append_null(),
+            Some(c) if *from_bits => b.append_value(c.iter().any(|&x| x != 0)),
+            Some(c) => b.append_value(!c.iter().all(|&x| x == b'0' || x == b'-')),
+        },
+        Col::I8(b) => int!(b, i8),
+        Col::I16(b) => int!(b, i16),
+        Col::I32(b) => int!(b, i32),
+        Col::I64(b) => int!(b, i64),
+        Col::U8(b) => int!(b, u8),
+        Col::U16(b) => int!(b, u16),
+        Col::U32(b) => int!(b, u32),
+        Col::U64(b) => int!(b, u64),
+        Col::Bits(b) => match cell {
+            None => b.append_null(),
+            Some(c) => b.append_value(c.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
+        },
+        Col::Dec128(b, scale) => match cell.and_then(|c| decimal_digits(c, *scale)) {
+            Some(d) => match d.parse::<i128>() {
+                Ok(v) => b.append_value(v),
+                Err(_) => b.append_null(),
+            },
+            None => b.append_null(),
+        },
+        Col::Dec256(b, scale) => match cell
+            .and_then(|c| decimal_digits(c, *scale))
+            .and_then(|d| i256::from_string(&d))
+        {
+            Some(v) => b.append_value(v),
+            None => b.append_null(),
+        },
+        Col::F32(b) => int!(b, f32),
+        Col::F64(b) => int!(b, f64),
+        Col::Date(b) => match cell {
+            Some(c) if valid_date(c) => b.append_value(date_days(c) as i32),
+            Some(_) => {
+                warn.invalid_dates += 1;
+                b.append_null()
+            }
+            None => b.append_null(),
+        },
+        Col::Ts(b) => match cell {
+            None => b.append_null(),
+            Some(c) => match datetime_micros(c) {
+                Some(v) => b.append_value(v),
+                None => {
+                    warn.invalid_dates += 1;
+                    b.append_null()
+                }
+            },
+        },
+        Col::Utf8(b) => match cell {
+            None => b.append_null(),
+            Some(c) => match std::str::from_utf8(c) {
+                Ok(s) => b.append_value(s),
+                Err(_) => {
+                    warn.invalid_utf8 += 1;
+                    b.append_value(String::from_utf8_lossy(c))
+                }
+            },
+        },
+        Col::Bin(b) => match cell {
+            None => b.append_null(),
+            Some(c) => b.append_value(c),
+        },
+    }
+}
+
+/// `-123.45` with scale 2 -> `-12345` (MySQL prints exactly `scale` fraction digits).
+fn decimal_digits(c: &[u8], scale: u32) -> Option<String> {
+    let s = unpad(c);
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() != scale as usize {
+        return None;
+    }
+    Some(format!("{int}{frac}"))
+}
+
+fn num(b: &[u8]) -> i64 {
+    b.iter().fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64)
+}
+
+fn date_days(c: &[u8]) -> i64 {
+    days_from_civil(num(&c[0..4]), num(&c[5..7]) as u32, num(&c[8..10]) as u32)
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DD HH:MM:SS[.f]` read as UTC; None when invalid.
+fn datetime_micros(c: &[u8]) -> Option<i64> {
+    let mut scratch = Vec::with_capacity(40);
+    if !crate::encode::temporal::write_datetime(&mut scratch, c) {
+        return None;
+    }
+    let secs =
+        date_days(c) * 86_400 + num(&c[11..13]) * 3600 + num(&c[14..16]) * 60 + num(&c[17..19]);
+    let frac = c.get(20..).unwrap_or(&[]);
+    let mut micros = 0i64;
+    for i in 0..6 {
+        micros = micros * 10 + frac.get(i).map_or(0, |d| (d - b'0') as i64);
+    }
+    Some(secs * 1_000_000 + micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing() {
+        assert_eq!(decimal_digits(b"-123.45", 2).as_deref(), Some("-12345"));
+        assert_eq!(decimal_digits(b"000003.50", 2).as_deref(), Some("350"));
+        assert_eq!(decimal_digits(b"7", 0).as_deref(), Some("7"));
+        assert_eq!(datetime_micros(b"1970-01-01 00:00:01.5"), Some(1_500_000));
+        assert_eq!(datetime_micros(b"0000-00-00 00:00:00"), None);
+        assert_eq!(date_days(b"1970-01-02"), 1);
+        assert_eq!(unpad(b"0042"), "42");
+        assert_eq!(unpad(b"0000"), "0");
+        assert_eq!(unpad(b"0.5"), "0.5");
+    }
+
+    #[test]
+    fn types() {
+        assert_eq!(
+            arrow_type(&ColumnKind::Decimal {
+                precision: 65,
+                scale: 30
+            }),
+            DataType::Decimal256(65, 30)
+        );
+        assert_eq!(
+            arrow_type(&ColumnKind::Integer {
+                width: IntWidth::Big,
+                unsigned: true
+            }),
+            DataType::UInt64
+        );
+    }
+}
