@@ -295,11 +295,8 @@ fn append_cell(col: &mut Col, cell: Option<&[u8]>, warn: &mut ColumnWarnings) {
             None => b.append_null(),
             Some(c) => b.append_value(c.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
         },
-        Col::Dec128(b, scale) => match cell.and_then(|c| decimal_digits(c, *scale)) {
-            Some(d) => match d.parse::<i128>() {
-                Ok(v) => b.append_value(v),
-                Err(_) => b.append_null(),
-            },
+        Col::Dec128(b, scale) => match cell.and_then(|c| decimal_i128(c, *scale)) {
+            Some(v) => b.append_value(v),
             None => b.append_null(),
         },
         Col::Dec256(b, scale) => match cell
@@ -346,6 +343,33 @@ fn append_cell(col: &mut Col, cell: Option<&[u8]>, warn: &mut ColumnWarnings) {
     }
 }
 
+/// `-123.45` with scale 2 -> -12345, without allocating (MySQL prints exactly `scale` fraction
+/// digits; anything else is not a value this column can hold).
+fn decimal_i128(c: &[u8], scale: u32) -> Option<i128> {
+    let (neg, body) = match c.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, c),
+    };
+    let mut v: i128 = 0;
+    let mut frac: Option<u32> = None;
+    for &d in body {
+        match d {
+            b'0'..=b'9' => {
+                v = v.checked_mul(10)?.checked_add((d - b'0') as i128)?;
+                if let Some(f) = frac.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if frac.is_none() => frac = Some(0),
+            _ => return None,
+        }
+    }
+    if frac.unwrap_or(0) != scale {
+        return None;
+    }
+    Some(if neg { -v } else { v })
+}
+
 /// `-123.45` with scale 2 -> `-12345` (MySQL prints exactly `scale` fraction digits).
 fn decimal_digits(c: &[u8], scale: u32) -> Option<String> {
     let s = unpad(c);
@@ -366,8 +390,7 @@ fn date_days(c: &[u8]) -> i64 {
 
 /// Microseconds since the epoch of `YYYY-MM-DD HH:MM:SS[.f]` read as UTC; None when invalid.
 fn datetime_micros(c: &[u8]) -> Option<i64> {
-    let mut scratch = Vec::with_capacity(40);
-    if !crate::encode::temporal::write_datetime(&mut scratch, c) {
+    if !crate::encode::temporal::valid_datetime(c) {
         return None;
     }
     let secs =
@@ -387,6 +410,11 @@ mod tests {
     #[test]
     fn parsing() {
         assert_eq!(decimal_digits(b"-123.45", 2).as_deref(), Some("-12345"));
+        assert_eq!(decimal_i128(b"-123.45", 2), Some(-12345));
+        assert_eq!(decimal_i128(b"000003.50", 2), Some(350));
+        assert_eq!(decimal_i128(b"-0.50", 2), Some(-50));
+        assert_eq!(decimal_i128(b"7", 0), Some(7));
+        assert_eq!(decimal_i128(b"7.1", 2), None);
         assert_eq!(decimal_digits(b"000003.50", 2).as_deref(), Some("350"));
         assert_eq!(decimal_digits(b"7", 0).as_deref(), Some("7"));
         assert_eq!(datetime_micros(b"1970-01-01 00:00:01.5"), Some(1_500_000));

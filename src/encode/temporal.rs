@@ -33,9 +33,8 @@ pub fn valid_date(b: &[u8]) -> bool {
     y >= 1 && (1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m)
 }
 
-/// Appends a quoted RFC 3339 date-time for `YYYY-MM-DD HH:MM:SS[.ffffff]` read as UTC.
-/// Returns false (and appends nothing) when the value is a zero or invalid date-time.
-pub fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
+/// True when `YYYY-MM-DD HH:MM:SS[.f]` is a real date-time (not zero, not invalid).
+pub fn valid_datetime(b: &[u8]) -> bool {
     if b.len() < 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' || !valid_date(&b[..10]) {
         return false;
     }
@@ -48,6 +47,15 @@ pub fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
     }
     let frac = &b[19..];
     if !frac.is_empty() && (frac[0] != b'.' || digits(&frac[1..]).is_none()) {
+        return false;
+    }
+    true
+}
+
+/// Appends a quoted RFC 3339 date-time for `YYYY-MM-DD HH:MM:SS[.ffffff]` read as UTC.
+/// Returns false (and appends nothing) when the value is a zero or invalid date-time.
+pub fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    if !valid_datetime(b) {
         return false;
     }
     out.push(b'"');
