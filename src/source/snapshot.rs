@@ -18,6 +18,9 @@
 //!   4. `LOCK TABLES t1 READ, ...` held by the lock connection (needs LOCK TABLES),
 //!   5. only when configured (`snapshot_method: independent`): one snapshot per worker, started
 //!      one after the other, which is NOT consistent across tables.
+//!
+//!   When none of 1–4 is possible in automatic mode, the run continues with one worker (whose
+//!   own snapshot is consistent across tables) and a warning; a forced method fails instead.
 
 use mysql::prelude::Queryable;
 use mysql::Conn;
@@ -189,6 +192,25 @@ pub fn open(
                 }
             }
         }
+    }
+    if opts.method.is_none() && conns.len() > 1 {
+        // Automatic mode never fails for lack of lock privileges: one connection's own
+        // snapshot is consistent across tables, only slower.
+        log::warn!(
+            "snapshot: no way to share one snapshot between {} workers ({}); reading with one worker instead (grant RELOAD or LOCK TABLES for parallel reads)",
+            conns.len(),
+            failures.join("; ")
+        );
+        conns.truncate(1);
+        let coords = match server.flavor {
+            Flavor::Mariadb => lock_free(&mut conns, server)?,
+            Flavor::Mysql => independent(&mut conns, server)?,
+        };
+        return Ok(SnapshotSet {
+            conns,
+            coords,
+            method: SnapshotMethod::Single,
+        });
     }
     Err(Error::runtime(format!(
         "cannot take a consistent snapshot ({}); grant RELOAD or LOCK TABLES, or set snapshot_method to 'independent' to accept per-table consistency only",
