@@ -6,6 +6,7 @@
 pub mod about;
 pub mod batch;
 pub mod catalog;
+pub mod cdc;
 pub mod cli;
 pub mod config;
 pub mod encode;
