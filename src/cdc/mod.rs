@@ -6,3 +6,5 @@
 
 pub mod gtid;
 pub mod mariadb;
+pub mod reader;
+pub mod values;

@@ -59,9 +59,18 @@ pub struct FullTable<'a> {
     max_pk: Option<Map<String, Value>>,
     empty: bool,
     activate: bool,
+    extra: Map<String, Value>,
 }
 
 impl<'a> FullTable<'a> {
+    /// Keys kept in every bookmark of this sync (LOG_BASED: the binlog position CDC starts from
+    /// once the initial load is done; kept while it is in progress, so a resumed load still
+    /// starts CDC at the first snapshot's position).
+    pub fn with_extra(mut self, extra: Map<String, Value>) -> Self {
+        self.extra = extra;
+        self
+    }
+
     /// In BATCH mode no ACTIVATE_VERSION is sent: SDK targets load BATCH rows without a table
     /// version, so an ACTIVATE_VERSION would make them delete the rows just loaded.
     pub fn batch_mode(mut self, batch: bool) -> Self {
@@ -109,6 +118,7 @@ impl<'a> FullTable<'a> {
             max_pk,
             empty,
             activate: true,
+            extra: Map::new(),
         })
     }
 
@@ -152,7 +162,7 @@ impl<'a> FullTable<'a> {
 
     /// The in-progress bookmark, with `chunks` when chunked.
     fn progress(&self, chunks: Option<&[(ChunkWork, bool)]>) -> Map<String, Value> {
-        let mut b = Map::new();
+        let mut b = self.extra.clone();
         b.insert("version".into(), json!(self.version));
         b.insert(
             "max_pk_values".into(),
@@ -339,6 +349,9 @@ impl<'a> FullTable<'a> {
             ) {
                 done.insert(k.clone(), v.clone());
             }
+        }
+        for (k, v) in &self.extra {
+            done.insert(k.clone(), v.clone());
         }
         done.insert("version".into(), json!(self.version));
         done.insert("initial_full_table_complete".into(), json!(true));

@@ -29,6 +29,8 @@ use serde_json::{Map, Value};
 
 use crate::catalog::discover::discover_tables;
 use crate::catalog::Catalog;
+use crate::cdc::reader::CdcStream;
+use crate::cdc::values::ColumnDecoding;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::singer::state::State;
@@ -100,11 +102,17 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     if plans.is_empty() {
         log::warn!("no stream is selected: nothing to sync");
     }
-    if let Some(p) = plans.iter().find(|p| p.method == Method::LogBased) {
-        return Err(Error::usage(format!(
-            "stream '{}': LOG_BASED replication is not available in this version yet",
-            p.stream_id
-        )));
+    for p in plans.iter().filter(|p| p.method == Method::LogBased) {
+        if let Some(c) = p
+            .columns
+            .iter()
+            .find(|c| !crate::cdc::values::supported(&c.kind))
+        {
+            return Err(Error::usage(format!(
+                "stream '{}': column '{}' ({:?}) cannot be read from the binlog exactly yet: deselect it or use FULL_TABLE/INCREMENTAL",
+                p.stream_id, c.name, c.kind
+            )));
+        }
     }
     // Resume the stream a previous run was in the middle of first.
     if let Some(current) = state.currently_syncing() {
@@ -123,7 +131,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     for p in &plans {
         let bookmark = state.bookmark(&p.stream_id);
         let mut chunks = None;
-        if p.method == Method::FullTable && !p.resume_key.is_empty() {
+        if full_load(p, &bookmark) && !p.resume_key.is_empty() {
             let ft = FullTable::prepare(&mut conn, p, bookmark)?;
             chunks = ft.recorded_chunks();
             let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
@@ -181,12 +189,16 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
     for p in &plans {
         let bookmark = state.bookmark(&p.stream_id);
-        let full = match p.method {
-            Method::FullTable => Some(
-                FullTable::prepare(&mut conns[0], p, bookmark.clone())?
-                    .batch_mode(config.batch.is_some()),
-            ),
-            _ => None,
+        let full = if full_load(p, &bookmark) {
+            let ft = FullTable::prepare(&mut conns[0], p, bookmark.clone())?
+                .batch_mode(config.batch.is_some());
+            Some(if p.method == Method::LogBased {
+                ft.with_extra(cdc_start(p, &bookmark, coords.as_ref())?)
+            } else {
+                ft
+            })
+        } else {
+            None
         };
         runs.push(StreamRun {
             plan: p,
@@ -241,6 +253,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
                     jobs.push((config.chunk_rows, Job::Chunk(i, Box::new(w))));
                 }
             }
+            (_, None) if run.plan.method == Method::LogBased => {} // binlog phase below
             _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
         }
     }
@@ -274,6 +287,24 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         }
         if let Some(e) = ctx.failure.lock().ok().and_then(|mut f| f.take()) {
             result = Err(e);
+        }
+    }
+    if result.is_ok() {
+        let mut cdc: Vec<CdcStream<'_>> = runs
+            .iter()
+            .filter(|r| r.plan.method == Method::LogBased && r.full.is_none())
+            .map(|r| cdc_stream(r.plan, &tables, r.bookmark.clone()))
+            .collect();
+        if !cdc.is_empty() {
+            drop(conns.drain(..));
+            result = crate::cdc::reader::run(
+                &connector,
+                &server,
+                config.server_id,
+                &mut cdc,
+                &out,
+                &time_extracted,
+            );
         }
     }
     drop(ctx);
@@ -417,6 +448,87 @@ fn log_done(plan: &StreamPlan, rows: u64, started: Instant) {
         plan.stream_id,
         rows as f64 / secs.max(1e-9)
     );
+}
+
+/// Whether a stream is (still) in a full table load: FULL_TABLE always, LOG_BASED until its
+/// initial load completed with a binlog position to continue from.
+fn full_load(p: &StreamPlan, bookmark: &Map<String, Value>) -> bool {
+    match p.method {
+        Method::FullTable => true,
+        Method::Incremental => false,
+        Method::LogBased => {
+            let has_position =
+                bookmark.get("log_file").is_some() && bookmark.get("log_pos").is_some();
+            let loading = ["max_pk_values", "last_pk_fetched", "chunks"]
+                .iter()
+                .any(|k| bookmark.contains_key(*k));
+            !has_position || loading
+        }
+    }
+}
+
+/// The binlog position a LOG_BASED stream's CDC starts from after its initial load: the one
+/// already in its bookmark (an interrupted load), else this run's snapshot coordinates.
+fn cdc_start(
+    p: &StreamPlan,
+    bookmark: &Map<String, Value>,
+    coords: Option<&BinlogCoords>,
+) -> Result<Map<String, Value>> {
+    let mut m = Map::new();
+    if let (Some(f), Some(pos)) = (bookmark.get("log_file"), bookmark.get("log_pos")) {
+        m.insert("log_file".into(), f.clone());
+        m.insert("log_pos".into(), pos.clone());
+        if let Some(g) = bookmark.get("gtid") {
+            m.insert("gtid".into(), g.clone());
+        }
+        return Ok(m);
+    }
+    let c = coords.ok_or_else(|| {
+        Error::runtime(format!(
+            "stream '{}': LOG_BASED needs the snapshot's binlog position: enable log_bin on the server and grant REPLICATION CLIENT (or BINLOG MONITOR)",
+            p.stream_id
+        ))
+    })?;
+    m.insert("log_file".into(), Value::from(c.file.clone()));
+    m.insert("log_pos".into(), Value::from(c.position));
+    if let Some(g) = &c.gtid {
+        m.insert("gtid".into(), Value::from(g.clone()));
+    }
+    Ok(m)
+}
+
+/// What the binlog reader needs about a stream's table.
+fn cdc_stream<'a>(
+    plan: &'a StreamPlan,
+    tables: &[crate::catalog::discover::TableInfo],
+    bookmark: Map<String, Value>,
+) -> CdcStream<'a> {
+    let table = tables
+        .iter()
+        .find(|t| t.database == plan.database && t.name == plan.table);
+    let table_columns = table
+        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let decodings = plan
+        .columns
+        .iter()
+        .map(|pc| {
+            let info = table.and_then(|t| t.columns.iter().find(|c| c.name == pc.name));
+            ColumnDecoding {
+                kind: pc.kind.clone(),
+                charset: info.and_then(|c| c.charset.clone()),
+                fixed_binary_len: info
+                    .and_then(|c| c.column_type.strip_prefix("binary("))
+                    .and_then(|r| r.trim_end_matches(')').parse().ok()),
+            }
+        })
+        .collect();
+    CdcStream {
+        plan,
+        table_columns,
+        decodings,
+        bookmark,
+    }
 }
 
 /// The databases a catalog's selected streams live in.

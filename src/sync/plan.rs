@@ -333,7 +333,16 @@ fn build(
         key_properties,
         key_index: t.key_index.clone(),
         method,
-        schema: json!({"type": "object", "properties": properties}),
+        schema: {
+            if method == Method::LogBased {
+                // Deletes arrive as records with this set: present from the first SCHEMA on.
+                properties.insert(
+                    "_sdc_deleted_at".into(),
+                    json!({"type": ["null", "string"], "format": "date-time"}),
+                );
+            }
+            json!({"type": "object", "properties": properties})
+        },
         row_estimate: t.row_count,
         columns,
     })

@@ -1,6 +1,7 @@
 //! BATCH messages: Parquet and JSONL files, exact types, nothing lost.
 
 use std::collections::{BTreeMap, HashSet};
+
 use std::io::Read;
 
 use arrow_array::cast::AsArray;
@@ -85,50 +86,6 @@ fn manifest_files(run: &Run, format: &str, compression: &str) -> Vec<std::path::
         }
     }
     files
-}
-
-/// The raw JSON text of each top-level value of a record object, by key.
-fn raw_values(record: &str) -> BTreeMap<String, String> {
-    let body = &record[1..record.len() - 1];
-    let mut out = BTreeMap::new();
-    let (mut depth, mut in_str, mut esc, mut start) = (0, false, false, 0);
-    let bytes = body.as_bytes();
-    let mut push = |part: &str| {
-        let colon = {
-            // the key is a JSON string: find its closing quote, then the colon
-            let mut i = 1;
-            let b = part.as_bytes();
-            while b[i] != b'"' {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            i + 1
-        };
-        let key: String = serde_json::from_str(&part[..colon]).unwrap();
-        out.insert(key, part[colon + 1..].to_string());
-    };
-    for (i, &c) in bytes.iter().enumerate() {
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth -= 1,
-            b',' if depth == 0 => {
-                push(&body[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    push(&body[start..]);
-    out
 }
 
 fn micros_to_text(us: i64) -> String {

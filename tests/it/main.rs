@@ -4,6 +4,7 @@
 mod support;
 
 mod batch;
+mod cdc;
 mod cli_errors;
 mod discover;
 mod parallel;

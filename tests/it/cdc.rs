@@ -1,0 +1,390 @@
+//! LOG_BASED: initial snapshot, then binlog CDC on the private MariaDB (binlog ROW/FULL, GTIDs).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use mysql::prelude::Queryable;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// CDC tests change global binlog settings and read the shared binlog: one at a time.
+static CDC: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    CDC.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn config_for(db: &str) -> Value {
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
+    cfg
+}
+
+/// A catalog selecting `tables` LOG_BASED (all supported columns).
+fn log_based(db: &str, tables: &[&str], skip_columns: &[&str]) -> Value {
+    let mut catalog = discover(&config_for(db));
+    let ids: Vec<String> = tables.iter().map(|t| format!("{db}-{t}")).collect();
+    only_streams(
+        &mut catalog,
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let methods: Vec<(&str, &str, Option<&str>)> = ids
+        .iter()
+        .map(|i| (i.as_str(), "LOG_BASED", None))
+        .collect();
+    select_all(&mut catalog, &methods);
+    for s in catalog["streams"].as_array_mut().unwrap() {
+        for m in s["metadata"].as_array_mut().unwrap() {
+            if let Some(c) = m["breadcrumb"].get(1).and_then(Value::as_str) {
+                if skip_columns.contains(&c) {
+                    m["metadata"]["selected"] = json!(false);
+                }
+            }
+        }
+    }
+    catalog
+}
+
+fn records_of(run: &Run) -> Vec<(String, Value)> {
+    run.messages
+        .iter()
+        .filter(|m| m["type"] == "RECORD")
+        .map(|m| {
+            (
+                m["stream"].as_str().unwrap().to_string(),
+                m["record"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn snapshot_then_changes_in_commit_order_then_idle() {
+    let _g = lock();
+    let db = fresh_db("cdc_flow");
+    let mut c = db_conn(&db);
+    c.query_drop(
+        "CREATE TABLE a (id int primary key, v varchar(20), n bigint unsigned);
+         CREATE TABLE b (id int primary key, amount decimal(12,2));
+         CREATE TABLE other (id int primary key);
+         INSERT INTO a VALUES (1, 'one', 1), (2, 'two', 2);
+         INSERT INTO b VALUES (1, 10.00);",
+    )
+    .unwrap();
+    let catalog = log_based(&db, &["a", "b"], &[]);
+    let cfg = config_for(&db);
+    let first = sync(&cfg, Some(&catalog), None);
+    assert_eq!(first.records(&format!("{db}-a")).len(), 2, "initial load");
+    let schema = first
+        .messages
+        .iter()
+        .find(|m| m["type"] == "SCHEMA")
+        .unwrap();
+    assert!(
+        schema["schema"]["properties"]
+            .get("_sdc_deleted_at")
+            .is_some(),
+        "from the first SCHEMA on"
+    );
+    let s1 = first.last_state();
+    let bm = &s1["bookmarks"][&format!("{db}-a")];
+    assert!(
+        bm["log_file"].is_string() && bm["log_pos"].is_u64() && bm["gtid"].is_string(),
+        "{bm}"
+    );
+    assert_eq!(bm["initial_full_table_complete"], true);
+
+    c.query_drop(
+        "START TRANSACTION;
+           INSERT INTO a VALUES (3, 'three', 18446744073709551615);
+           UPDATE b SET amount = -0.50 WHERE id = 1;
+         COMMIT;
+         INSERT INTO other VALUES (1);
+         START TRANSACTION;
+           DELETE FROM a WHERE id = 1;
+           INSERT INTO b VALUES (2, 99999999.99);
+           UPDATE a SET v = 'TWO' WHERE id = 2;
+         COMMIT;",
+    )
+    .unwrap();
+    let second = sync(&cfg, Some(&catalog), Some(&s1));
+    let got: Vec<(String, Value)> = records_of(&second)
+        .into_iter()
+        .map(|(s, mut r)| {
+            if r["_sdc_deleted_at"].is_string() {
+                r["_sdc_deleted_at"] = json!("<deleted>");
+            }
+            (s, r)
+        })
+        .collect();
+    let a = format!("{db}-a");
+    let b = format!("{db}-b");
+    assert_eq!(
+        got,
+        vec![
+            (
+                a.clone(),
+                json!({"id": 3, "v": "three", "n": 18446744073709551615u64, "_sdc_deleted_at": null})
+            ),
+            (
+                b.clone(),
+                json!({"id": 1, "amount": -0.5, "_sdc_deleted_at": null})
+            ),
+            (
+                a.clone(),
+                json!({"id": 1, "v": "one", "n": 1, "_sdc_deleted_at": "<deleted>"})
+            ),
+            (
+                b.clone(),
+                json!({"id": 2, "amount": 99999999.99, "_sdc_deleted_at": null})
+            ),
+            (
+                a.clone(),
+                json!({"id": 2, "v": "TWO", "n": 2, "_sdc_deleted_at": null})
+            ),
+        ]
+    );
+    assert!(
+        second.lines.iter().any(|l| l.contains(r#""amount":-0.50"#)),
+        "exact decimal digits"
+    );
+    // Every record carries the stream's table version from the initial load.
+    for m in second.messages.iter().filter(|m| m["type"] == "RECORD") {
+        let stream = m["stream"].as_str().unwrap();
+        assert_eq!(m["version"], s1["bookmarks"][stream]["version"], "{stream}");
+    }
+    // The deletion time is the commit time, RFC 3339 UTC.
+    let deleted = second
+        .messages
+        .iter()
+        .find(|m| m["record"]["_sdc_deleted_at"].is_string())
+        .unwrap();
+    assert!(deleted["record"]["_sdc_deleted_at"]
+        .as_str()
+        .unwrap()
+        .ends_with("+00:00"));
+    let s2 = second.last_state();
+    assert_ne!(s2["bookmarks"][&a]["log_pos"], bm["log_pos"]);
+    assert_eq!(
+        s2["bookmarks"][&a]["log_pos"],
+        s2["bookmarks"][&b]["log_pos"]
+    );
+
+    // Nothing selected changes: no records, but the bookmarks move to the new end.
+    c.query_drop("INSERT INTO other VALUES (2), (3)").unwrap();
+    let third = sync(&cfg, Some(&catalog), Some(&s2));
+    assert!(records_of(&third).is_empty(), "{:?}", records_of(&third));
+    let s3 = third.last_state();
+    let (p2, p3) = (&s2["bookmarks"][&a], &s3["bookmarks"][&a]);
+    assert!(
+        (p3["log_file"].as_str(), p3["log_pos"].as_u64())
+            > (p2["log_file"].as_str(), p2["log_pos"].as_u64()),
+        "idle stream advanced: {p2} -> {p3}"
+    );
+    assert_ne!(p3["gtid"], p2["gtid"]);
+}
+
+#[test]
+fn resuming_from_any_state_loses_and_splits_no_transaction() {
+    let _g = lock();
+    let db = fresh_db("cdc_resume");
+    let mut c = db_conn(&db);
+    c.query_drop("CREATE TABLE t (id int primary key, grp int)")
+        .unwrap();
+    let catalog = log_based(&db, &["t"], &[]);
+    let cfg = config_for(&db);
+    let s1 = sync(&cfg, Some(&catalog), None).last_state();
+    for g in 1..=5 {
+        c.query_drop(format!(
+            "START TRANSACTION; INSERT INTO t VALUES ({a}, {g}), ({b}, {g}), ({c}, {g}); COMMIT;",
+            a = g * 10,
+            b = g * 10 + 1,
+            c = g * 10 + 2
+        ))
+        .unwrap();
+    }
+    let full = sync(&cfg, Some(&catalog), Some(&s1));
+    let all: Vec<i64> = records_of(&full)
+        .iter()
+        .map(|(_, r)| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        all,
+        vec![10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 52]
+    );
+    // Pretend the run was interrupted right after each STATE it wrote: resuming from there
+    // emits exactly the remaining transactions, whole.
+    let mut seen = 0;
+    for (i, m) in full.messages.iter().enumerate() {
+        if m["type"] != "STATE" {
+            continue;
+        }
+        let before: Vec<i64> = full.messages[..i]
+            .iter()
+            .filter(|m| m["type"] == "RECORD")
+            .map(|m| m["record"]["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            before.len() % 3,
+            0,
+            "a STATE never falls inside a transaction"
+        );
+        let resumed = sync(&cfg, Some(&catalog), Some(&m["value"]));
+        let after: Vec<i64> = records_of(&resumed)
+            .iter()
+            .map(|(_, r)| r["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!([before, after].concat(), all, "resuming from STATE #{seen}");
+        seen += 1;
+    }
+    assert!(seen >= 5);
+}
+
+/// Rows inserted through the binlog decode to exactly the values the snapshot path emits for the
+/// same rows, for every type LOG_BASED supports, with FULL and with NO_LOG row metadata.
+#[test]
+fn binlog_values_equal_snapshot_values_with_full_and_no_log_metadata() {
+    let _g = lock();
+    let db = fresh_db("cdc_types");
+    load_fixture(&db, "types.sql");
+    let mut root = root_conn();
+    let unsupported = [
+        "c_geometry",
+        "c_point",
+        "c_linestring",
+        "c_polygon",
+        "c_uuid",
+    ];
+    let cols: Vec<String> = {
+        let mut c = db_conn(&db);
+        c.query::<String, _>(format!(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'all_types' AND EXTRA NOT LIKE '%GENERATED%' ORDER BY ORDINAL_POSITION"
+        ))
+        .unwrap()
+    };
+    let col_list = cols
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The snapshot path's values for the fixture rows.
+    let mut plain = config_for(&db);
+    plain["max_parallel_streams"] = json!(1);
+    let mut snap_catalog = discover(&plain);
+    only_streams(&mut snap_catalog, &[&format!("{db}-all_types")]);
+    select_all(&mut snap_catalog, &[]);
+    let snapshot: Vec<BTreeMap<String, String>> = sync(&plain, Some(&snap_catalog), None)
+        .lines
+        .iter()
+        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
+        .map(|l| raw_values(record_text(l)))
+        .collect();
+    assert_eq!(snapshot.len(), 7);
+    for metadata in ["FULL", "NO_LOG"] {
+        root.query_drop(format!("SET GLOBAL binlog_row_metadata = '{metadata}'"))
+            .unwrap();
+        let table = format!("cdc_{}", metadata.to_lowercase());
+        let mut c = db_conn(&db);
+        c.query_drop(format!("CREATE TABLE `{table}` LIKE all_types"))
+            .unwrap();
+        let catalog = log_based(&db, &[&table], &unsupported);
+        let state = sync(&plain, Some(&catalog), None).last_state();
+        c.query_drop(format!(
+            "SET SESSION sql_mode = ''; INSERT INTO `{table}` ({col_list}) SELECT {col_list} FROM all_types ORDER BY id"
+        ))
+        .unwrap();
+        let run = sync(&plain, Some(&catalog), Some(&state));
+        let cdc: Vec<BTreeMap<String, String>> = run
+            .lines
+            .iter()
+            .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
+            .map(|l| raw_values(record_text(l)))
+            .collect();
+        assert_eq!(cdc.len(), 7, "{metadata}");
+        for (row, (got, want)) in cdc.iter().zip(&snapshot).enumerate() {
+            for (col, value) in got {
+                if col == "_sdc_deleted_at" {
+                    assert_eq!(value, "null");
+                    continue;
+                }
+                let expected = &want[col];
+                // Exact text everywhere, except that floats may be spelled differently
+                // (`0` / `0.0`, `1e38` / `1e+38`) as long as they are the same number; and JSON
+                // documents may differ in insignificant whitespace.
+                let as_f64 = |t: &str| t.parse::<f64>().ok();
+                let same = value == expected
+                    || (col.starts_with("c_float") || col.starts_with("c_double"))
+                        && as_f64(value).is_some()
+                        && as_f64(value) == as_f64(expected)
+                    || col == "c_json"
+                        && serde_json::from_str::<Value>(value).ok()
+                            == serde_json::from_str::<Value>(expected).ok();
+                assert!(
+                    same,
+                    "{metadata}: row {} column {col}: binlog {value} vs snapshot {expected}",
+                    row + 1
+                );
+            }
+        }
+    }
+    root.query_drop("SET GLOBAL binlog_row_metadata = 'FULL'")
+        .unwrap();
+}
+
+#[test]
+fn cdc_failure_modes_are_clear() {
+    let _g = lock();
+    let db = fresh_db("cdc_fail");
+    db_conn(&db)
+        .query_drop("CREATE TABLE t (id int primary key, g point)")
+        .unwrap();
+    let cfg = config_for(&db);
+    // A column type the binlog reader cannot decode yet is refused up front.
+    let run = sync_any(&cfg, Some(&log_based(&db, &["t"], &[])), None);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr
+            .contains("column 'g' (Spatial) cannot be read from the binlog exactly yet"),
+        "{}",
+        run.stderr
+    );
+    // A purged (or never existing) binlog file names the file and how to recover.
+    let catalog = log_based(&db, &["t"], &["g"]);
+    let state = json!({"bookmarks": {format!("{db}-t"): {"log_file": "binlog.000000", "log_pos": 4, "version": 1, "initial_full_table_complete": true}}});
+    let run = sync_any(&cfg, Some(&catalog), Some(&state));
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("cannot serve binlog.000000:4"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("remove their bookmarks"),
+        "{}",
+        run.stderr
+    );
+    // A bookmark ahead of the server's binlog (another server, or the binlog was reset).
+    let ahead = json!({"bookmarks": {format!("{db}-t"): {"log_file": "binlog.999999", "log_pos": 4, "version": 1, "initial_full_table_complete": true}}});
+    let run = sync_any(&cfg, Some(&catalog), Some(&ahead));
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("is ahead of the server's binary log"),
+        "{}",
+        run.stderr
+    );
+    // binlog_format other than ROW.
+    let mut root = root_conn();
+    root.query_drop("SET GLOBAL binlog_format = 'STATEMENT'")
+        .unwrap();
+    let state = sync(&cfg, Some(&catalog), None).last_state();
+    let run = sync_any(&cfg, Some(&catalog), Some(&state));
+    root.query_drop("SET GLOBAL binlog_format = 'ROW'").unwrap();
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr
+            .contains("LOG_BASED needs binlog_format=ROW (the server has STATEMENT)"),
+        "{}",
+        run.stderr
+    );
+}
