@@ -419,6 +419,9 @@ def known_rule(col: Column, udt: str, src, landed_raw, landed, mode: str, mapped
     return None
 
 
+ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", **{chr(i): f"\\x{i:02x}" for i in (*range(32), 127) if chr(i) not in "\n\r\t"}}
+
+
 def show(v, strip_kind=False) -> str:
     """A value for a report line: control characters escaped, long values shortened."""
     if v is None:
@@ -426,7 +429,7 @@ def show(v, strip_kind=False) -> str:
     r = v if isinstance(v, str) else repr(v)
     if strip_kind and isinstance(v, str) and ":" in v:
         r = r.split(":", 1)[1]
-    r = r.encode("unicode_escape").decode("ascii") if any(ord(ch) < 32 for ch in r) else r
+    r = "".join(ESCAPES.get(ch, ch) if ord(ch) < 32 or ch in "\\\x7f" else ch for ch in r)
     if len(r) > 90:
         r = f"{r[:60]}…{r[-20:]} ({len(r)} chars)"
     return r

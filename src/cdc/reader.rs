@@ -24,7 +24,8 @@ use serde_json::{json, Map, Value};
 use super::gtid::{binlog_file_order, MariadbGtidPos};
 use super::mariadb;
 use super::values::{text_bytes, ColumnDecoding};
-use crate::config::Flavor;
+use crate::catalog::discover::{discover_tables, TableInfo};
+use crate::config::{Flavor, TypeOptions};
 use crate::encode::{encode_cell, ColumnWarnings};
 use crate::error::{Error, MysqlContext, Result};
 use crate::singer::messages::{schema_message, RecordFrame};
@@ -49,9 +50,9 @@ impl Position {
 }
 
 /// A LOG_BASED stream ready for CDC.
-pub struct CdcStream<'a> {
-    /// The stream's plan (selected columns).
-    pub plan: &'a StreamPlan,
+pub struct CdcStream {
+    /// The stream's plan (selected columns); replaced when a schema change is seen.
+    pub plan: StreamPlan,
     /// Every column of the table in ordinal order (names), for positional mapping.
     pub table_columns: Vec<String>,
     /// Decoding facts per selected column.
@@ -60,7 +61,7 @@ pub struct CdcStream<'a> {
     pub bookmark: Map<String, Value>,
 }
 
-impl CdcStream<'_> {
+impl CdcStream {
     /// Where this stream's bookmark stands.
     pub fn position(&self) -> Option<Position> {
         Some(Position {
@@ -125,7 +126,8 @@ pub fn run(
     connector: &Connector,
     server: &ServerInfo,
     configured_server_id: Option<u32>,
-    streams: &mut [CdcStream<'_>],
+    types: &TypeOptions,
+    streams: &mut [CdcStream],
     out: &OutputSender,
     time_extracted: &str,
 ) -> Result<()> {
@@ -206,15 +208,11 @@ pub fn run(
         .enumerate()
         .map(|(i, s)| ((s.plan.database.clone(), s.plan.table.clone()), i))
         .collect();
-    let frames: Vec<RecordFrame> = streams
+    let mut frames: Vec<RecordFrame> = streams
         .iter()
-        .map(|s| {
-            let mut names: Vec<&str> = s.plan.columns.iter().map(|c| c.name.as_str()).collect();
-            names.push("_sdc_deleted_at");
-            let version = s.bookmark.get("version").and_then(Value::as_u64);
-            RecordFrame::new(&s.plan.stream_id, &names, version, time_extracted)
-        })
+        .map(|s| frame_of(s, time_extracted))
         .collect();
+    let mut schema_conn: Option<Conn> = None;
     let starts: Vec<Option<Position>> = streams.iter().map(|s| s.position()).collect();
     let mut warnings: Vec<Vec<ColumnWarnings>> = streams
         .iter()
@@ -297,11 +295,24 @@ pub fn run(
                         in_txn = false;
                     } else if !in_txn {
                         last_commit = Some(pos.clone());
-                        if is_ddl_of(trimmed, streams) {
-                            return Err(Error::runtime(format!(
-                                "binlog {}:{}: a schema change on a LOG_BASED table ({}) is not handled yet: re-snapshot the stream (remove its bookmark)",
-                                pos.file, pos.pos, trimmed.chars().take(120).collect::<String>()
-                            )));
+                        let affected = ddl_targets(trimmed, streams);
+                        if !affected.is_empty() {
+                            out.send(std::mem::replace(&mut buf, out.buffer()))?;
+                            let conn = match schema_conn.as_mut() {
+                                Some(c) => c,
+                                None => schema_conn.insert(connector.connect("binlog schema changes")?),
+                            };
+                            for i in affected {
+                                if refresh_schema(conn, server, types, &mut streams[i], out)? {
+                                    frames[i] = frame_of(&streams[i], time_extracted);
+                                    warnings[i] = vec![ColumnWarnings::default(); streams[i].plan.columns.len()];
+                                    log::info!(
+                                        "stream '{}': schema change at binlog {}:{} ({}): new SCHEMA sent",
+                                        streams[i].plan.stream_id, pos.file, pos.pos,
+                                        trimmed.chars().take(80).collect::<String>()
+                                    );
+                                }
+                            }
                         }
                     }
                 }
@@ -425,12 +436,7 @@ fn commit_time(ts: u32) -> String {
     )
 }
 
-fn bookmark_at(
-    s: &CdcStream<'_>,
-    file: &str,
-    pos: u64,
-    gtid: Option<String>,
-) -> Map<String, Value> {
+fn bookmark_at(s: &CdcStream, file: &str, pos: u64, gtid: Option<String>) -> Map<String, Value> {
     let mut b = s.bookmark.clone();
     b.insert("log_file".into(), json!(file));
     b.insert("log_pos".into(), json!(pos));
@@ -443,7 +449,7 @@ fn bookmark_at(
 fn commit(
     buf: &mut Vec<u8>,
     out: &OutputSender,
-    streams: &mut [CdcStream<'_>],
+    streams: &mut [CdcStream],
     touched: &mut [bool],
     pos: &Position,
     gtid: Option<&MariadbGtidPos>,
@@ -464,7 +470,7 @@ fn commit(
 }
 
 fn finish(
-    streams: &mut [CdcStream<'_>],
+    streams: &mut [CdcStream],
     out: &OutputSender,
     end: &BinlogCoords,
     gtid: Option<&MariadbGtidPos>,
@@ -489,7 +495,7 @@ fn finish(
 /// For each selected column, its index in the rows event (by name when the table map has
 /// names, else by position in the table's current columns).
 fn column_mapping(
-    s: &CdcStream<'_>,
+    s: &CdcStream,
     tme: &mysql::binlog::events::TableMapEvent<'_>,
 ) -> Result<Vec<Option<usize>>> {
     use mysql::binlog::events::OptionalMetadataField;
@@ -525,21 +531,126 @@ fn column_mapping(
         .collect())
 }
 
-fn is_ddl_of(sql: &str, streams: &[CdcStream<'_>]) -> bool {
+/// The streams whose table a DDL statement may have changed (by name; a refresh of a table
+/// that did not change is harmless).
+fn ddl_targets(sql: &str, streams: &[CdcStream]) -> Vec<usize> {
     let lower = sql.to_ascii_lowercase();
     let ddl = [
         "alter table",
+        "alter online table",
+        "alter ignore table",
         "rename table",
         "drop table",
-        "truncate",
         "create table",
         "create or replace table",
     ]
     .iter()
     .any(|k| lower.starts_with(k));
-    ddl && streams
+    if !ddl {
+        return vec![];
+    }
+    streams
         .iter()
-        .any(|s| lower.contains(&s.plan.table.to_ascii_lowercase()))
+        .enumerate()
+        .filter(|(_, s)| lower.contains(&s.plan.table.to_ascii_lowercase()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn frame_of(s: &CdcStream, time_extracted: &str) -> RecordFrame {
+    let mut names: Vec<&str> = s.plan.columns.iter().map(|c| c.name.as_str()).collect();
+    names.push("_sdc_deleted_at");
+    let version = s.bookmark.get("version").and_then(Value::as_u64);
+    RecordFrame::new(&s.plan.stream_id, &names, version, time_extracted)
+}
+
+/// Decoding facts of a plan's columns, from the table's discovered columns.
+pub fn decodings_for(plan: &StreamPlan, table: Option<&TableInfo>) -> Vec<ColumnDecoding> {
+    plan.columns
+        .iter()
+        .map(|pc| {
+            let info = table.and_then(|t| t.columns.iter().find(|c| c.name == pc.name));
+            ColumnDecoding {
+                kind: pc.kind.clone(),
+                charset: info.and_then(|c| c.charset.clone()),
+                fixed_binary_len: info
+                    .and_then(|c| c.column_type.strip_prefix("binary("))
+                    .and_then(|r| r.trim_end_matches(')').parse().ok()),
+            }
+        })
+        .collect()
+}
+
+/// Re-reads a stream's table after a schema change; when its columns changed, rebuilds the
+/// plan and sends a new SCHEMA (before any record that follows). Columns that were selected
+/// stay selected while they exist; new columns join when every column was selected before.
+fn refresh_schema(
+    conn: &mut Conn,
+    server: &ServerInfo,
+    types: &TypeOptions,
+    s: &mut CdcStream,
+    out: &OutputSender,
+) -> Result<bool> {
+    let tables = discover_tables(
+        conn,
+        server.flavor,
+        std::slice::from_ref(&s.plan.database),
+        types,
+    )?;
+    let Some(table) = tables.into_iter().find(|t| t.name == s.plan.table) else {
+        return Err(Error::runtime(format!(
+            "stream '{}': its table was dropped or renamed away in the binlog: re-snapshot the stream",
+            s.plan.stream_id
+        )));
+    };
+    let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    let same_kinds = table.columns.iter().all(|c| {
+        s.plan
+            .columns
+            .iter()
+            .all(|p| p.name != c.name || p.kind == c.kind)
+    });
+    if names == s.table_columns && same_kinds {
+        return Ok(false);
+    }
+    let all_selected = s
+        .table_columns
+        .iter()
+        .all(|n| s.plan.columns.iter().any(|p| &p.name == n));
+    let selected: Vec<&str> = table
+        .columns
+        .iter()
+        .filter(|c| {
+            s.plan.columns.iter().any(|p| p.name == c.name)
+                || all_selected
+                    && !s.table_columns.contains(&c.name)
+                    && super::values::supported(&c.kind)
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    let plan = crate::sync::plan::rebuild(&table, &selected, s.plan.key_properties.clone(), types)?;
+    if let Some(c) = plan
+        .columns
+        .iter()
+        .find(|c| !super::values::supported(&c.kind))
+    {
+        return Err(Error::runtime(format!(
+            "stream '{}': column '{}' became a type the binlog reader cannot decode exactly yet",
+            plan.stream_id, c.name
+        )));
+    }
+    s.decodings = decodings_for(&plan, Some(&table));
+    s.table_columns = names;
+    s.plan = plan;
+    let mut schema = s.plan.schema.clone();
+    add_deleted_at(&mut schema);
+    out.send(schema_message(
+        &s.plan.stream_id,
+        &schema,
+        &s.plan.key_properties,
+        None,
+    ))?;
+    Ok(true)
 }
 
 fn dump_error(e: mysql::Error, start: &Position) -> Error {

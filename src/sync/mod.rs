@@ -30,7 +30,6 @@ use serde_json::{Map, Value};
 use crate::catalog::discover::discover_tables;
 use crate::catalog::Catalog;
 use crate::cdc::reader::CdcStream;
-use crate::cdc::values::ColumnDecoding;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::singer::state::State;
@@ -290,7 +289,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         }
     }
     if result.is_ok() {
-        let mut cdc: Vec<CdcStream<'_>> = runs
+        let mut cdc: Vec<CdcStream> = runs
             .iter()
             .filter(|r| r.plan.method == Method::LogBased && r.full.is_none())
             .map(|r| cdc_stream(r.plan, &tables, r.bookmark.clone()))
@@ -301,6 +300,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
                 &connector,
                 &server,
                 config.server_id,
+                &config.types,
                 &mut cdc,
                 &out,
                 &time_extracted,
@@ -498,35 +498,20 @@ fn cdc_start(
 }
 
 /// What the binlog reader needs about a stream's table.
-fn cdc_stream<'a>(
-    plan: &'a StreamPlan,
+fn cdc_stream(
+    plan: &StreamPlan,
     tables: &[crate::catalog::discover::TableInfo],
     bookmark: Map<String, Value>,
-) -> CdcStream<'a> {
+) -> CdcStream {
     let table = tables
         .iter()
         .find(|t| t.database == plan.database && t.name == plan.table);
-    let table_columns = table
-        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
-    let decodings = plan
-        .columns
-        .iter()
-        .map(|pc| {
-            let info = table.and_then(|t| t.columns.iter().find(|c| c.name == pc.name));
-            ColumnDecoding {
-                kind: pc.kind.clone(),
-                charset: info.and_then(|c| c.charset.clone()),
-                fixed_binary_len: info
-                    .and_then(|c| c.column_type.strip_prefix("binary("))
-                    .and_then(|r| r.trim_end_matches(')').parse().ok()),
-            }
-        })
-        .collect();
     CdcStream {
-        plan,
-        table_columns,
-        decodings,
+        plan: plan.clone(),
+        table_columns: table
+            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
+        decodings: crate::cdc::reader::decodings_for(plan, table),
         bookmark,
     }
 }

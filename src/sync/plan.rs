@@ -171,6 +171,11 @@ pub fn plan(
                     if name.starts_with("_sdc_") {
                         continue;
                     }
+                    if method == Method::LogBased {
+                        // Schema changes flow through the binlog: a dropped column is expected.
+                        log::warn!("stream '{id}': column '{name}' is no longer in the table; it is not read");
+                        continue;
+                    }
                     return Err(Error::usage(format!(
                         "stream '{id}': column '{name}' is in the catalog but not in the table (run --discover again)"
                     )));
@@ -265,6 +270,23 @@ fn locate<'a>(s: &CatalogStream, by_id: &HashMap<String, &'a TableInfo>) -> Opti
         }
     }
     by_id.get(&s.tap_stream_id).copied()
+}
+
+/// Rebuilds a LOG_BASED stream's plan for its table's new columns (after a schema change).
+pub fn rebuild(
+    table: &TableInfo,
+    selected: &[&str],
+    key_properties: Vec<String>,
+    opts: &TypeOptions,
+) -> Result<StreamPlan> {
+    build(
+        table,
+        selected,
+        key_properties,
+        Method::LogBased,
+        None,
+        opts,
+    )
 }
 
 /// Whether a catalog stream is selected.
