@@ -8,4 +8,5 @@ mod cdc;
 mod cli_errors;
 mod discover;
 mod parallel;
+mod recorded;
 mod sync;
