@@ -21,7 +21,7 @@ use mysql::prelude::Queryable;
 use mysql::{BinlogDumpFlags, BinlogRequest, Conn};
 use serde_json::{json, Map, Value};
 
-use super::gtid::{binlog_file_order, MariadbGtidPos};
+use super::gtid::{binlog_file_order, MariadbGtidPos, MysqlGtidSet};
 use super::mariadb;
 use super::values::{text_bytes, ColumnDecoding};
 use crate::catalog::discover::{discover_tables, TableInfo};
@@ -68,6 +68,109 @@ impl CdcStream {
             file: self.bookmark.get("log_file")?.as_str()?.to_string(),
             pos: self.bookmark.get("log_pos")?.as_u64()?,
         })
+    }
+}
+
+/// The GTID position as transactions pass, per flavor.
+enum GtidTracker {
+    Mariadb(MariadbGtidPos),
+    Mysql(MysqlGtidSet),
+}
+
+impl GtidTracker {
+    fn start(flavor: Flavor, from: Option<&str>) -> Result<GtidTracker> {
+        let text = from.unwrap_or("");
+        let bad = |e: String| {
+            Error::usage(format!(
+                "state: the bookmark's gtid '{text}' is not usable: {e}"
+            ))
+        };
+        Ok(match flavor {
+            Flavor::Mariadb => GtidTracker::Mariadb(MariadbGtidPos::parse(text).map_err(bad)?),
+            Flavor::Mysql => GtidTracker::Mysql(MysqlGtidSet::parse(text).map_err(bad)?),
+        })
+    }
+
+    fn text(&self) -> Option<String> {
+        let t = match self {
+            GtidTracker::Mariadb(p) => p.to_string(),
+            GtidTracker::Mysql(s) => s.to_string(),
+        };
+        (!t.is_empty()).then_some(t)
+    }
+}
+
+fn uuid_text(sid: &[u8; 16]) -> String {
+    let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Turns a file/position request into a GTID one (`use_gtid`): MariaDB through
+/// `@slave_connect_state`, MySQL through COM_BINLOG_DUMP_GTID with the GTID set.
+fn gtid_request<'r>(
+    conn: &mut Conn,
+    server: &ServerInfo,
+    request: BinlogRequest<'r>,
+    gtid: Option<&str>,
+) -> Result<BinlogRequest<'r>> {
+    let Some(gtid) = gtid.filter(|g| !g.is_empty()) else {
+        log::info!("binlog: use_gtid is set but the bookmark has no GTID yet: starting from its file/position");
+        return Ok(request);
+    };
+    match server.flavor {
+        Flavor::Mariadb => {
+            MariadbGtidPos::parse(gtid)
+                .map_err(|e| Error::usage(format!("state: gtid '{gtid}': {e}")))?;
+            conn.query_drop(format!("SET @slave_connect_state = '{gtid}'"))
+                .context("binlog: setting slave_connect_state")?;
+            conn.query_drop("SET @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0")
+                .context("binlog: setting GTID replica options")?;
+            log::info!("binlog: starting from MariaDB GTID position {gtid}");
+            Ok(request.with_filename(Vec::new()).with_pos(4u64))
+        }
+        Flavor::Mysql => {
+            let mode: Option<String> = conn
+                .query_first("SELECT @@GLOBAL.gtid_mode")
+                .context("binlog: reading gtid_mode")?;
+            if mode.as_deref() != Some("ON") {
+                return Err(Error::runtime(format!(
+                    "use_gtid is set but the server has gtid_mode={}: turn GTIDs on or set use_gtid to false",
+                    mode.unwrap_or_default()
+                )));
+            }
+            let set = MysqlGtidSet::parse(gtid)
+                .map_err(|e| Error::usage(format!("state: gtid '{gtid}': {e}")))?;
+            let mut sids = Vec::new();
+            for (uuid, tag, ranges) in set.entries() {
+                let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+                let mut bytes = [0u8; 16];
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
+                }
+                let mut sid = mysql_common::packets::Sid::new(bytes).with_intervals(
+                    ranges
+                        .iter()
+                        .map(|&(s, e)| mysql_common::packets::GnoInterval::new(s, e + 1))
+                        .collect(),
+                );
+                if !tag.is_empty() {
+                    let t = mysql_common::packets::Tag::new(tag.to_string()).map_err(|_| {
+                        Error::usage(format!("state: gtid '{gtid}': bad tag '{tag}'"))
+                    })?;
+                    sid = sid.with_tag(t);
+                }
+                sids.push(sid);
+            }
+            log::info!("binlog: starting from MySQL GTID set {gtid}");
+            Ok(request.with_use_gtid(true).with_sids(sids))
+        }
     }
 }
 
@@ -126,6 +229,7 @@ pub fn run(
     connector: &Connector,
     server: &ServerInfo,
     configured_server_id: Option<u32>,
+    use_gtid: bool,
     types: &TypeOptions,
     streams: &mut [CdcStream],
     out: &OutputSender,
@@ -148,6 +252,17 @@ pub fn run(
         .filter_map(|s| s.position())
         .min_by(|a, b| a.cmp(b))
         .ok_or_else(|| Error::runtime("LOG_BASED: no stream has a binlog bookmark"))?;
+    // The GTID position that goes with the oldest bookmark (to keep tracking it, and to start
+    // from it when use_gtid is set).
+    let start_gtid: Option<String> = streams
+        .iter()
+        .filter(|s| s.position().as_ref() == Some(&start))
+        .find_map(|s| {
+            s.bookmark
+                .get("gtid")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
     let sid = server_id(configured_server_id, &mut conn)?;
     log::info!(
         "binlog: reading {}:{} up to {}:{} for {} stream(s) as replica server_id {sid}",
@@ -195,10 +310,13 @@ pub fn run(
         conn.query_drop("SET @mariadb_slave_capability = 4")
             .context("binlog: announcing MariaDB replica capability")?;
     }
-    let request = BinlogRequest::new(sid)
+    let mut request = BinlogRequest::new(sid)
         .with_filename(start.file.clone().into_bytes())
         .with_pos(start.pos)
         .with_flags(BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK);
+    if use_gtid {
+        request = gtid_request(&mut conn, server, request, start_gtid.as_deref())?;
+    }
     let mut binlog = conn
         .get_binlog_stream(request)
         .map_err(|e| dump_error(e, &start))?;
@@ -218,12 +336,7 @@ pub fn run(
         .iter()
         .map(|s| vec![ColumnWarnings::default(); s.plan.columns.len()])
         .collect();
-    let mut gtid = match server.flavor {
-        Flavor::Mariadb => MariadbGtidPos::parse(end.gtid.as_deref().unwrap_or(""))
-            .ok()
-            .map(|_| MariadbGtidPos::default()),
-        Flavor::Mysql => None,
-    };
+    let mut gtid = GtidTracker::start(server.flavor, start_gtid.as_deref())?;
     let mut file = start.file.clone();
     let mut touched = vec![false; streams.len()];
     let mut in_txn = false;
@@ -243,7 +356,7 @@ pub fn run(
             mariadb::GTID => {
                 let g = mariadb::gtid_event(event.data(), header.server_id())
                     .map_err(|e| Error::runtime(format!("binlog {}:{}: {e}", pos.file, pos.pos)))?;
-                if let Some(p) = gtid.as_mut() {
+                if let GtidTracker::Mariadb(p) = &mut gtid {
                     p.update(g.gtid);
                 }
                 in_txn = g.flags & mariadb::FL_STANDALONE == 0;
@@ -261,6 +374,13 @@ pub fn run(
             continue;
         };
         match event_type {
+            EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
+                if let (GtidTracker::Mysql(set), Ok(Some(EventData::GtidEvent(g)))) = (&mut gtid, event.read_data()) {
+                    let tag = g.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+                    set.add(&uuid_text(&g.sid()), &tag, g.gno());
+                }
+                continue;
+            }
             EventType::FORMAT_DESCRIPTION_EVENT => {
                 seen_fde = true;
                 continue;
@@ -290,7 +410,7 @@ pub fn run(
                         continue;
                     }
                     if trimmed.eq_ignore_ascii_case("COMMIT") {
-                        commit(&mut buf, out, streams, &mut touched, &pos, gtid.as_ref())?;
+                        commit(&mut buf, out, streams, &mut touched, &pos, gtid.text())?;
                         last_commit = Some(pos.clone());
                         in_txn = false;
                     } else if !in_txn {
@@ -318,7 +438,7 @@ pub fn run(
                 }
             }
             EventType::XID_EVENT => {
-                commit(&mut buf, out, streams, &mut touched, &pos, gtid.as_ref())?;
+                commit(&mut buf, out, streams, &mut touched, &pos, gtid.text())?;
                 last_commit = Some(pos.clone());
                 in_txn = false;
             }
@@ -412,7 +532,7 @@ pub fn run(
             "binlog: the stream ended inside a transaction",
         ));
     }
-    finish(streams, out, &end, gtid.as_ref())
+    finish(streams, out, &end, gtid.text())
 }
 
 fn add_deleted_at(schema: &mut Value) {
@@ -452,7 +572,7 @@ fn commit(
     streams: &mut [CdcStream],
     touched: &mut [bool],
     pos: &Position,
-    gtid: Option<&MariadbGtidPos>,
+    gtid: Option<String>,
 ) -> Result<()> {
     if !touched.iter().any(|t| *t) {
         return Ok(());
@@ -460,7 +580,7 @@ fn commit(
     out.send(std::mem::replace(buf, out.buffer()))?;
     for (i, s) in streams.iter_mut().enumerate() {
         if touched[i] {
-            let b = bookmark_at(s, &pos.file, pos.pos, gtid.map(|g| g.to_string()));
+            let b = bookmark_at(s, &pos.file, pos.pos, gtid.clone());
             s.bookmark = b.clone();
             out.bookmark(&s.plan.stream_id, b, None)?;
             touched[i] = false;
@@ -473,9 +593,9 @@ fn finish(
     streams: &mut [CdcStream],
     out: &OutputSender,
     end: &BinlogCoords,
-    gtid: Option<&MariadbGtidPos>,
+    gtid: Option<String>,
 ) -> Result<()> {
-    let end_gtid = end.gtid.clone().or_else(|| gtid.map(|g| g.to_string()));
+    let end_gtid = end.gtid.clone().or(gtid);
     for s in streams.iter_mut() {
         let behind = s.position().is_none_or(|p| {
             p.cmp(&Position {

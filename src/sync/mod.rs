@@ -300,6 +300,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
                 &connector,
                 &server,
                 config.server_id,
+                config.use_gtid,
                 &config.types,
                 &mut cdc,
                 &out,

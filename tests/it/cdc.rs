@@ -187,13 +187,27 @@ fn snapshot_then_changes_in_commit_order_then_idle() {
 
 #[test]
 fn resuming_from_any_state_loses_and_splits_no_transaction() {
+    resume_case(false);
+}
+
+#[test]
+fn resuming_by_mariadb_gtid_loses_and_splits_no_transaction() {
+    resume_case(true);
+}
+
+fn resume_case(use_gtid: bool) {
     let _g = lock();
-    let db = fresh_db("cdc_resume");
+    let db = fresh_db(if use_gtid {
+        "cdc_resume_gtid"
+    } else {
+        "cdc_resume"
+    });
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, grp int)")
         .unwrap();
     let catalog = log_based(&db, &["t"], &[]);
-    let cfg = config_for(&db);
+    let mut cfg = config_for(&db);
+    cfg["use_gtid"] = json!(use_gtid);
     let s1 = sync(&cfg, Some(&catalog), None).last_state();
     for g in 1..=5 {
         c.query_drop(format!(
@@ -205,6 +219,13 @@ fn resuming_from_any_state_loses_and_splits_no_transaction() {
         .unwrap();
     }
     let full = sync(&cfg, Some(&catalog), Some(&s1));
+    if use_gtid {
+        assert!(
+            full.stderr.contains("starting from MariaDB GTID position"),
+            "{}",
+            full.stderr
+        );
+    }
     let all: Vec<i64> = records_of(&full)
         .iter()
         .map(|(_, r)| r["id"].as_i64().unwrap())
