@@ -1,9 +1,10 @@
 //! LOG_BASED replication (binlog change data capture): positions and event decoding.
 //!
-//! This module is being built up (see the issue on LOG_BASED replication): GTID positions for
-//! MySQL and MariaDB and the MariaDB-only events are here; the reader that streams row events
-//! into RECORDs comes next.
+//! `reader` streams row events into RECORDs and bookmarks; `values` and `geojson` turn binlog
+//! values into what the snapshot path emits; `gtid` and `mariadb` handle positions and the
+//! MariaDB-only events.
 
+pub mod geojson;
 pub mod gtid;
 pub mod mariadb;
 pub mod reader;

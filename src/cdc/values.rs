@@ -123,7 +123,14 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
             }
             b
         }
+        (Value::Bytes(b), ColumnKind::Spatial) => super::geojson::from_internal(b)?.into_bytes(),
         // Fixed-size binary storage: the binlog drops trailing zero bytes.
+        (Value::Bytes(b), ColumnKind::Uuid) if b.len() <= 16 => {
+            let mut a = [0u8; 16];
+            a[..b.len()].copy_from_slice(b);
+            let h: String = a.iter().map(|x| format!("{x:02x}")).collect();
+            format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]).into_bytes()
+        }
         (Value::Bytes(b), ColumnKind::Inet4) if b.len() <= 4 => {
             let mut a = [0u8; 4];
             a[..b.len()].copy_from_slice(b);
