@@ -4,7 +4,9 @@
 
 /// Converts an internal-format geometry to GeoJSON text.
 pub fn from_internal(bytes: &[u8]) -> Result<String, String> {
-    let wkb = bytes.get(4..).ok_or("spatial value shorter than its SRID")?;
+    let wkb = bytes
+        .get(4..)
+        .ok_or("spatial value shorter than its SRID")?;
     let mut r = Reader { b: wkb, at: 0 };
     let mut out = String::with_capacity(wkb.len() * 2);
     geometry(&mut r, &mut out)?;
@@ -26,14 +28,22 @@ impl Reader<'_> {
     fn u32(&mut self, le: bool) -> Result<u32, String> {
         let s = self.take(4)?;
         let a = [s[0], s[1], s[2], s[3]];
-        Ok(if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) })
+        Ok(if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
     }
 
     fn f64(&mut self, le: bool) -> Result<f64, String> {
         let s = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(s);
-        Ok(if le { f64::from_le_bytes(a) } else { f64::from_be_bytes(a) })
+        Ok(if le {
+            f64::from_le_bytes(a)
+        } else {
+            f64::from_be_bytes(a)
+        })
     }
 
     /// A count, checked against the bytes left so corrupt data cannot ask for huge vectors.
@@ -104,7 +114,9 @@ fn header(r: &mut Reader<'_>) -> Result<(bool, u32), String> {
 fn member(r: &mut Reader<'_>, want: u32, out: &mut String) -> Result<(), String> {
     let (le, ty) = header(r)?;
     if ty != want {
-        return Err(format!("WKB multi-geometry member of type {ty}, expected {want}"));
+        return Err(format!(
+            "WKB multi-geometry member of type {ty}, expected {want}"
+        ));
     }
     match ty {
         1 => point(r, le, out),
@@ -175,7 +187,10 @@ mod tests {
     fn points_and_collections() {
         let mut p = 0u32.to_le_bytes().to_vec();
         p.extend(wkb_point(1.5, -2.0));
-        assert_eq!(from_internal(&p).unwrap(), r#"{"type": "Point", "coordinates": [1.5, -2]}"#);
+        assert_eq!(
+            from_internal(&p).unwrap(),
+            r#"{"type": "Point", "coordinates": [1.5, -2]}"#
+        );
         let mut mp = 0u32.to_le_bytes().to_vec();
         mp.push(1);
         mp.extend(4u32.to_le_bytes());
@@ -183,12 +198,18 @@ mod tests {
         mp.extend(wkb_point(0.0, 0.0));
         mp.extend(wkb_point(1.0, 1e-6));
         let v: serde_json::Value = serde_json::from_str(&from_internal(&mp).unwrap()).unwrap();
-        assert_eq!(v, serde_json::json!({"type": "MultiPoint", "coordinates": [[0, 0], [1, 0.000001]]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "MultiPoint", "coordinates": [[0, 0], [1, 0.000001]]})
+        );
         let mut gc = 0u32.to_le_bytes().to_vec();
         gc.push(1);
         gc.extend(7u32.to_le_bytes());
         gc.extend(0u32.to_le_bytes());
-        assert_eq!(from_internal(&gc).unwrap(), r#"{"type": "GeometryCollection", "geometries": []}"#);
+        assert_eq!(
+            from_internal(&gc).unwrap(),
+            r#"{"type": "GeometryCollection", "geometries": []}"#
+        );
     }
 
     #[test]

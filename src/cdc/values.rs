@@ -85,7 +85,10 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
         }
         (Value::Int(i), _) => i.to_string().into_bytes(),
         (Value::UInt(u), _) => u.to_string().into_bytes(),
-        (Value::Float(f), _) => ryu::Buffer::new().format(*f).as_bytes().to_vec(),
+        (Value::Float(f), _) => {
+            // The exact 32-bit value as a double, as the snapshot reads it (`col + 0E0`).
+            ryu::Buffer::new().format(*f as f64).as_bytes().to_vec()
+        }
         (Value::Double(f), _) => ryu::Buffer::new().format(*f).as_bytes().to_vec(),
         (Value::Date(y, m, d, h, mi, s, us), ColumnKind::Date) => {
             let _ = (h, mi, s, us);
@@ -129,7 +132,15 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
             let mut a = [0u8; 16];
             a[..b.len()].copy_from_slice(b);
             let h: String = a.iter().map(|x| format!("{x:02x}")).collect();
-            format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]).into_bytes()
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )
+            .into_bytes()
         }
         (Value::Bytes(b), ColumnKind::Inet4) if b.len() <= 4 => {
             let mut a = [0u8; 4];
@@ -348,6 +359,7 @@ mod tests {
         );
         let f = col(ColumnKind::Float);
         assert_eq!(text(&f, Value::Float(2.5)), "2.5");
+        assert_eq!(text(&f, Value::Float(0.1)), "0.10000000149011612");
         let i6 = col(ColumnKind::Inet6);
         let mut a = [0u8; 16];
         a[10] = 0xff;

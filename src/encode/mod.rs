@@ -19,8 +19,11 @@ use crate::config::TypeOptions;
 /// How one column's text bytes become JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoder {
-    /// Integers, YEAR, DECIMAL (as number), FLOAT, DOUBLE: digits as printed, zerofill stripped.
+    /// Integers, YEAR, DECIMAL (as number), DOUBLE: digits as printed, zerofill stripped.
     Number,
+    /// FLOAT, read as the exact double of the 32-bit value (`col + 0E0`: MariaDB prints FLOAT
+    /// with only 6 digits) and written as the shortest text that round-trips to that 32-bit value.
+    Float32,
     /// DECIMAL as a JSON string with the exact digits.
     DecimalString,
     /// `tinyint(1)`: 0 is false, anything else true.
@@ -49,10 +52,8 @@ impl Encoder {
     pub fn for_kind(kind: &ColumnKind, opts: &TypeOptions) -> Option<Encoder> {
         Some(match kind {
             ColumnKind::Boolean => Encoder::Bool,
-            ColumnKind::Integer { .. }
-            | ColumnKind::Year
-            | ColumnKind::Float
-            | ColumnKind::Double => Encoder::Number,
+            ColumnKind::Integer { .. } | ColumnKind::Year | ColumnKind::Double => Encoder::Number,
+            ColumnKind::Float => Encoder::Float32,
             ColumnKind::Decimal { .. } if opts.decimal_as_string => Encoder::DecimalString,
             ColumnKind::Decimal { .. } => Encoder::Number,
             ColumnKind::Bit { bits } => Encoder::Bit {
@@ -133,6 +134,13 @@ pub fn encode_cell(
     };
     match enc {
         Encoder::Number => write_number(out, b, warn),
+        Encoder::Float32 => match std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+        {
+            Some(v) if (v as f32).is_finite() => write_f32(out, v as f32),
+            _ => write_number(out, b, warn),
+        },
         Encoder::DecimalString => {
             out.push(b'"');
             out.extend_from_slice(strip_zerofill(b));
@@ -228,6 +236,13 @@ fn write_number(out: &mut Vec<u8>, b: &[u8], warn: &mut ColumnWarnings) {
     }
 }
 
+/// The shortest text that parses back to `v`, without a needless `.0`.
+pub fn write_f32(out: &mut Vec<u8>, v: f32) {
+    let mut buf = ryu::Buffer::new();
+    let t = buf.format_finite(v);
+    out.extend_from_slice(t.strip_suffix(".0").unwrap_or(t).as_bytes());
+}
+
 #[inline]
 fn write_text(out: &mut Vec<u8>, b: &[u8], warn: &mut ColumnWarnings) {
     match std::str::from_utf8(b) {
@@ -282,6 +297,14 @@ mod tests {
         );
         assert_eq!(enc(Encoder::Number, b"inf"), "\"inf\"");
         assert_eq!(enc(Encoder::DecimalString, b"-12.30"), "\"-12.30\"");
+        // The exact double of a FLOAT, as `col + 0E0` prints it.
+        assert_eq!(enc(Encoder::Float32, b"3.1415927410125732"), "3.1415927");
+        assert_eq!(enc(Encoder::Float32, b"3.140000104904175"), "3.14");
+        assert_eq!(enc(Encoder::Float32, b"0"), "0");
+        assert_eq!(
+            enc(Encoder::Float32, b"3.4028234663852886e38"),
+            "3.4028235e38"
+        );
     }
 
     #[test]

@@ -327,10 +327,11 @@ fn build(
             continue;
         };
         let q = quote_ident(&c.name);
-        let select_expr = if c.kind == ColumnKind::Spatial {
-            format!("ST_AsGeoJSON({q}) AS {q}")
-        } else {
-            q
+        let select_expr = match c.kind {
+            ColumnKind::Spatial => format!("ST_AsGeoJSON({q}) AS {q}"),
+            // The exact value: MariaDB prints FLOAT with 6 significant digits only.
+            ColumnKind::Float => format!("({q} + 0E0) AS {q}"),
+            _ => q,
         };
         properties.insert(c.name.clone(), c.kind.json_schema(c.nullable, opts));
         columns.push(PlannedColumn {

@@ -508,3 +508,28 @@ fn redact_number_after(line: &str, key: &str) -> String {
     out.push_str(rest);
     out
 }
+
+#[test]
+fn float_columns_keep_every_digit_of_their_32_bit_value() {
+    // MariaDB's text protocol prints FLOAT with 6 significant digits (3.14159); the tap reads the
+    // exact value and writes the shortest text that round-trips to it.
+    let db = fresh_db("float32");
+    db_conn(&db)
+        .query_drop("CREATE TABLE f (id int primary key, x float); INSERT INTO f VALUES (1, 3.1415927), (2, 16777217), (3, 1e-45)")
+        .unwrap();
+    let run = sync(&config_for(&db), None, None);
+    let texts: Vec<&str> = run
+        .lines
+        .iter()
+        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
+        .map(|l| record_text(l))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            r#"{"id":1,"x":3.1415927}"#,
+            r#"{"id":2,"x":16777216}"#,
+            r#"{"id":3,"x":1e-45}"#
+        ]
+    );
+}
