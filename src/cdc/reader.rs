@@ -25,6 +25,7 @@ use super::gtid::{binlog_file_order, MariadbGtidPos, MysqlGtidSet};
 use super::mariadb;
 use super::values::{text_bytes, ColumnDecoding};
 use crate::catalog::discover::{discover_tables, TableInfo};
+use crate::catalog::types::ColumnKind;
 use crate::config::{Flavor, TypeOptions};
 use crate::encode::{encode_cell, ColumnWarnings};
 use crate::error::{Error, MysqlContext, Result};
@@ -55,6 +56,8 @@ pub struct CdcStream {
     pub plan: StreamPlan,
     /// Every column of the table in ordinal order (names), for positional mapping.
     pub table_columns: Vec<String>,
+    /// Their kinds, to detect a schema that changed since older binlog events were written.
+    pub table_kinds: Vec<ColumnKind>,
     /// Decoding facts per selected column.
     pub decodings: Vec<ColumnDecoding>,
     /// The bookmark at the start of the run.
@@ -641,6 +644,21 @@ fn column_mapping(
                     s.table_columns.len()
                 )));
             }
+            for i in 0..s.table_columns.len() {
+                let binlog_type = tme.get_column_type(i).ok().flatten();
+                if let (Some(t), Some(kind)) = (binlog_type, s.table_kinds.get(i)) {
+                    if !compatible(t, kind) {
+                        return Err(Error::runtime(format!(
+                            "stream '{}': column {} ('{}') is {:?} in the binlog but {:?} in the table now: the schema changed since these events were written and the binlog carries no column names. Set binlog_row_metadata=FULL on the server, or re-snapshot the stream (remove its bookmark)",
+                            s.plan.stream_id,
+                            i + 1,
+                            s.table_columns[i],
+                            t,
+                            kind
+                        )));
+                    }
+                }
+            }
             s.table_columns.clone()
         }
     };
@@ -649,6 +667,51 @@ fn column_mapping(
         .iter()
         .map(|c| order.iter().position(|n| n == &c.name))
         .collect())
+}
+
+/// Whether a binlog column type can hold a column of `kind` (families, not exact types: enough
+/// to notice columns that moved when the binlog has no names).
+fn compatible(t: mysql::consts::ColumnType, kind: &ColumnKind) -> bool {
+    use mysql::consts::ColumnType::*;
+    match t {
+        MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG
+        | MYSQL_TYPE_LONGLONG => {
+            matches!(kind, ColumnKind::Integer { .. } | ColumnKind::Boolean)
+        }
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => matches!(kind, ColumnKind::Decimal { .. }),
+        MYSQL_TYPE_FLOAT => matches!(kind, ColumnKind::Float),
+        MYSQL_TYPE_DOUBLE => matches!(kind, ColumnKind::Double),
+        MYSQL_TYPE_YEAR => matches!(kind, ColumnKind::Year),
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => matches!(kind, ColumnKind::Date),
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => matches!(kind, ColumnKind::DateTime { .. }),
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => {
+            matches!(kind, ColumnKind::Timestamp { .. })
+        }
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => matches!(kind, ColumnKind::Time { .. }),
+        MYSQL_TYPE_BIT => matches!(kind, ColumnKind::Bit { .. }),
+        MYSQL_TYPE_JSON => matches!(kind, ColumnKind::Json),
+        MYSQL_TYPE_GEOMETRY => matches!(kind, ColumnKind::Spatial),
+        MYSQL_TYPE_ENUM => matches!(kind, ColumnKind::Enum { .. }),
+        MYSQL_TYPE_SET => matches!(kind, ColumnKind::Set { .. }),
+        MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_STRING
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB
+        | MYSQL_TYPE_BLOB => matches!(
+            kind,
+            ColumnKind::Text { .. }
+                | ColumnKind::Binary
+                | ColumnKind::Json
+                | ColumnKind::Enum { .. }
+                | ColumnKind::Set { .. }
+                | ColumnKind::Uuid
+                | ColumnKind::Inet4
+                | ColumnKind::Inet6
+        ),
+        _ => true,
+    }
 }
 
 /// The streams whose table a DDL statement may have changed (by name; a refresh of a table
@@ -760,6 +823,7 @@ fn refresh_schema(
         )));
     }
     s.decodings = decodings_for(&plan, Some(&table));
+    s.table_kinds = table.columns.iter().map(|c| c.kind.clone()).collect();
     s.table_columns = names;
     s.plan = plan;
     let mut schema = s.plan.schema.clone();

@@ -512,6 +512,9 @@ fn cdc_stream(
         table_columns: table
             .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default(),
+        table_kinds: table
+            .map(|t| t.columns.iter().map(|c| c.kind.clone()).collect())
+            .unwrap_or_default(),
         decodings: crate::cdc::reader::decodings_for(plan, table),
         bookmark,
     }

@@ -61,8 +61,36 @@ fn records_of(run: &Run) -> Vec<(String, Value)> {
 
 #[test]
 fn snapshot_then_changes_in_commit_order_then_idle() {
+    flow_case("FULL");
+}
+
+#[test]
+fn snapshot_then_changes_with_no_log_row_metadata() {
+    flow_case("NO_LOG");
+}
+
+/// Sets the server's binlog_row_metadata for the life of the guard.
+struct Metadata;
+
+impl Metadata {
+    fn set(value: &str) -> Metadata {
+        root_conn()
+            .query_drop(format!("SET GLOBAL binlog_row_metadata = '{value}'"))
+            .unwrap();
+        Metadata
+    }
+}
+
+impl Drop for Metadata {
+    fn drop(&mut self) {
+        let _ = root_conn().query_drop("SET GLOBAL binlog_row_metadata = 'FULL'");
+    }
+}
+
+fn flow_case(metadata: &str) {
     let _g = lock();
-    let db = fresh_db("cdc_flow");
+    let _m = Metadata::set(metadata);
+    let db = fresh_db(&format!("cdc_flow_{}", metadata.to_lowercase()));
     let mut c = db_conn(&db);
     c.query_drop(
         "CREATE TABLE a (id int primary key, v varchar(20), n bigint unsigned);
@@ -197,6 +225,8 @@ fn resuming_by_mariadb_gtid_loses_and_splits_no_transaction() {
 
 fn resume_case(use_gtid: bool) {
     let _g = lock();
+    // NO_LOG here (the server default on MariaDB); the flow test covers FULL and NO_LOG.
+    let _m = Metadata::set("NO_LOG");
     let db = fresh_db(if use_gtid {
         "cdc_resume_gtid"
     } else {
@@ -463,4 +493,36 @@ fn schema_changes_mid_stream_keep_records_matching_their_schema() {
         "the dropped column is gone from every record"
     );
     assert!(run.lines.iter().any(|l| l.contains(r#""c":3.50"#)));
+}
+
+#[test]
+fn no_log_metadata_refuses_to_guess_after_a_column_moved() {
+    let _g = lock();
+    let _m = Metadata::set("NO_LOG");
+    let db = fresh_db("cdc_moved");
+    let mut c = db_conn(&db);
+    c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
+        .unwrap();
+    let catalog = log_based(&db, &["t"], &[]);
+    let cfg = config_for(&db);
+    let state = sync(&cfg, Some(&catalog), None).last_state();
+    c.query_drop("INSERT INTO t VALUES (1, 'x', 10); ALTER TABLE t MODIFY b int AFTER id;")
+        .unwrap();
+    let run = sync_any(&cfg, Some(&log_based(&db, &["t"], &[])), Some(&state));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the schema changed since these events were written"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("binlog_row_metadata=FULL"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.messages.iter().all(|m| m["type"] != "RECORD"),
+        "no record with shifted columns"
+    );
 }
