@@ -103,18 +103,6 @@ impl GtidTracker {
     }
 }
 
-fn uuid_text(sid: &[u8; 16]) -> String {
-    let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// Turns a file/position request into a GTID one (`use_gtid`): MariaDB through
 /// `@slave_connect_state`, MySQL through COM_BINLOG_DUMP_GTID with the GTID set.
 fn gtid_request<'r>(
@@ -276,14 +264,7 @@ pub fn run(
         streams.len()
     );
     for s in streams.iter() {
-        let mut schema = s.plan.schema.clone();
-        add_deleted_at(&mut schema);
-        out.send(schema_message(
-            &s.plan.stream_id,
-            &schema,
-            &s.plan.key_properties,
-            None,
-        ))?;
+        send_schema(s, out)?;
     }
     match start.cmp(&end_pos) {
         std::cmp::Ordering::Equal => {
@@ -380,7 +361,7 @@ pub fn run(
             EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
                 if let (GtidTracker::Mysql(set), Ok(Some(EventData::GtidEvent(g)))) = (&mut gtid, event.read_data()) {
                     let tag = g.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
-                    set.add(&uuid_text(&g.sid()), &tag, g.gno());
+                    set.add(&super::values::uuid_text(&g.sid()), &tag, g.gno());
                 }
                 continue;
             }
@@ -538,13 +519,14 @@ pub fn run(
     finish(streams, out, &end, gtid.text())
 }
 
-fn add_deleted_at(schema: &mut Value) {
-    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-        props.insert(
-            "_sdc_deleted_at".into(),
-            json!({"type": ["null", "string"], "format": "date-time"}),
-        );
-    }
+/// A LOG_BASED stream's SCHEMA (its plan's schema already has `_sdc_deleted_at`).
+fn send_schema(s: &CdcStream, out: &OutputSender) -> Result<()> {
+    out.send(schema_message(
+        &s.plan.stream_id,
+        &s.plan.schema,
+        &s.plan.key_properties,
+        None,
+    ))
 }
 
 fn commit_time(ts: u32) -> String {
@@ -826,14 +808,7 @@ fn refresh_schema(
     s.table_kinds = table.columns.iter().map(|c| c.kind.clone()).collect();
     s.table_columns = names;
     s.plan = plan;
-    let mut schema = s.plan.schema.clone();
-    add_deleted_at(&mut schema);
-    out.send(schema_message(
-        &s.plan.stream_id,
-        &schema,
-        &s.plan.key_properties,
-        None,
-    ))?;
+    send_schema(s, out)?;
     Ok(true)
 }
 

@@ -131,16 +131,7 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
         (Value::Bytes(b), ColumnKind::Uuid) if b.len() <= 16 => {
             let mut a = [0u8; 16];
             a[..b.len()].copy_from_slice(b);
-            let h: String = a.iter().map(|x| format!("{x:02x}")).collect();
-            format!(
-                "{}-{}-{}-{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..32]
-            )
-            .into_bytes()
+            uuid_text(&a).into_bytes()
         }
         (Value::Bytes(b), ColumnKind::Inet4) if b.len() <= 4 => {
             let mut a = [0u8; 4];
@@ -158,6 +149,19 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
         (Value::Bytes(b), _) => b.clone(),
     };
     Ok(Some(bytes))
+}
+
+/// Canonical lower-case text of 16 UUID bytes (`8-4-4-4-12`).
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn fsp(kind: &ColumnKind) -> u32 {
