@@ -4,6 +4,7 @@
 //! values into what the snapshot path emits; `gtid` and `mariadb` handle positions and the
 //! MariaDB-only events.
 
+pub mod ddl;
 pub mod geojson;
 pub mod gtid;
 pub mod mariadb;

@@ -58,10 +58,67 @@ pub struct CdcStream {
     pub table_columns: Vec<String>,
     /// Their kinds, to detect a schema that changed since older binlog events were written.
     pub table_kinds: Vec<ColumnKind>,
+    /// The column order at the current binlog position (see `ddl.rs`).
+    pub model: ModelState,
     /// Decoding facts per selected column.
     pub decodings: Vec<ColumnDecoding>,
     /// The bookmark at the start of the run.
     pub bookmark: Map<String, Value>,
+}
+
+/// What the reader knows of a table's column order at the current binlog position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelState {
+    /// From the bookmark (`columns`), kept up to date through ALTER TABLE statements.
+    Known(Vec<String>),
+    /// The bookmark has none (older state): the table's current columns are assumed.
+    Unseeded,
+    /// A statement changed the table in a way that cannot be followed.
+    Lost,
+}
+
+impl ModelState {
+    /// From a bookmark's `columns`.
+    pub fn from_bookmark(b: &Map<String, Value>) -> ModelState {
+        match b.get("columns").and_then(Value::as_array) {
+            Some(a) => ModelState::Known(
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            None => ModelState::Unseeded,
+        }
+    }
+}
+
+/// Applies a DDL statement to a stream's column model.
+fn follow_ddl(s: &mut CdcStream, sql: &str, default_db: &str) {
+    if let ModelState::Known(model) = &mut s.model {
+        match super::ddl::apply(model, sql, default_db, &s.plan.database, &s.plan.table) {
+            super::ddl::Applied::Updated => return,
+            super::ddl::Applied::Unknown => {}
+            super::ddl::Applied::NotForTable => {
+                let lower = sql.trim_start().to_ascii_lowercase();
+                if ![
+                    "rename table",
+                    "drop table",
+                    "create table",
+                    "create or replace table",
+                ]
+                .iter()
+                .any(|k| lower.starts_with(k))
+                {
+                    return;
+                }
+            }
+        }
+        log::warn!(
+            "stream '{}': cannot follow the column order through: {}",
+            s.plan.stream_id,
+            sql.chars().take(120).collect::<String>()
+        );
+        s.model = ModelState::Lost;
+    }
 }
 
 impl CdcStream {
@@ -388,6 +445,7 @@ pub fn run(
             EventType::QUERY_EVENT => {
                 if let Ok(Some(EventData::QueryEvent(q))) = event.read_data() {
                     let sql = q.query();
+                    let default_db = q.schema().into_owned();
                     let trimmed = sql.trim();
                     if trimmed.eq_ignore_ascii_case("BEGIN") {
                         in_txn = true;
@@ -407,6 +465,7 @@ pub fn run(
                                 None => schema_conn.insert(connector.connect("binlog schema changes")?),
                             };
                             for i in affected {
+                                follow_ddl(&mut streams[i], trimmed, &default_db);
                                 if refresh_schema(conn, server, types, &mut streams[i], out)? {
                                     frames[i] = frame_of(&streams[i], time_extracted);
                                     warnings[i] = vec![ColumnWarnings::default(); streams[i].plan.columns.len()];
@@ -543,6 +602,16 @@ fn commit_time(ts: u32) -> String {
 
 fn bookmark_at(s: &CdcStream, file: &str, pos: u64, gtid: Option<String>) -> Map<String, Value> {
     let mut b = s.bookmark.clone();
+    // The column order at this position, for servers that log no column names.
+    let columns = match &s.model {
+        ModelState::Known(m) => Some(m.clone()),
+        ModelState::Unseeded => Some(s.table_columns.clone()),
+        ModelState::Lost => None,
+    };
+    match columns {
+        Some(c) => b.insert("columns".into(), json!(c)),
+        None => b.remove("columns"),
+    };
     b.insert("log_file".into(), json!(file));
     b.insert("log_pos".into(), json!(pos));
     if let Some(g) = gtid {
@@ -618,30 +687,45 @@ fn column_mapping(
     let order: Vec<String> = match names {
         Some(n) => n,
         None => {
-            if tme.columns_count() as usize != s.table_columns.len() {
+            let order = match &s.model {
+                ModelState::Known(m) => m.clone(),
+                ModelState::Unseeded => s.table_columns.clone(),
+                ModelState::Lost => {
+                    return Err(Error::runtime(format!(
+                        "stream '{}': a schema change could not be followed and the binlog carries no column names: set binlog_row_metadata=FULL on the server, or re-snapshot the stream (remove its bookmark)",
+                        s.plan.stream_id
+                    )))
+                }
+            };
+            if tme.columns_count() as usize != order.len() {
                 return Err(Error::runtime(format!(
-                    "stream '{}': the binlog has {} columns for the table but information_schema has {} (a schema change since?): re-snapshot the stream",
+                    "stream '{}': the binlog has {} columns for the table where {} were expected (a schema change that was not followed?): set binlog_row_metadata=FULL on the server, or re-snapshot the stream",
                     s.plan.stream_id,
                     tme.columns_count(),
-                    s.table_columns.len()
+                    order.len()
                 )));
             }
-            for i in 0..s.table_columns.len() {
+            for (i, name) in order.iter().enumerate() {
                 let binlog_type = tme.get_column_type(i).ok().flatten();
-                if let (Some(t), Some(kind)) = (binlog_type, s.table_kinds.get(i)) {
+                let kind = s
+                    .table_columns
+                    .iter()
+                    .position(|n| n == name)
+                    .and_then(|k| s.table_kinds.get(k));
+                if let (Some(t), Some(kind)) = (binlog_type, kind) {
                     if !compatible(t, kind) {
                         return Err(Error::runtime(format!(
                             "stream '{}': column {} ('{}') is {:?} in the binlog but {:?} in the table now: the schema changed since these events were written and the binlog carries no column names. Set binlog_row_metadata=FULL on the server, or re-snapshot the stream (remove its bookmark)",
                             s.plan.stream_id,
                             i + 1,
-                            s.table_columns[i],
+                            name,
                             t,
                             kind
                         )));
                     }
                 }
             }
-            s.table_columns.clone()
+            order
         }
     };
     Ok(s.plan

@@ -192,7 +192,16 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
             let ft = FullTable::prepare(&mut conns[0], p, bookmark.clone())?
                 .batch_mode(config.batch.is_some());
             Some(if p.method == Method::LogBased {
-                ft.with_extra(cdc_start(p, &bookmark, coords.as_ref())?)
+                ft.with_extra(cdc_start(
+                    p,
+                    &bookmark,
+                    coords.as_ref(),
+                    tables
+                        .iter()
+                        .find(|t| t.database == p.database && t.name == p.table)
+                        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                        .unwrap_or_default(),
+                )?)
             } else {
                 ft
             })
@@ -474,13 +483,16 @@ fn cdc_start(
     p: &StreamPlan,
     bookmark: &Map<String, Value>,
     coords: Option<&BinlogCoords>,
+    table_columns: Vec<String>,
 ) -> Result<Map<String, Value>> {
     let mut m = Map::new();
     if let (Some(f), Some(pos)) = (bookmark.get("log_file"), bookmark.get("log_pos")) {
         m.insert("log_file".into(), f.clone());
         m.insert("log_pos".into(), pos.clone());
-        if let Some(g) = bookmark.get("gtid") {
-            m.insert("gtid".into(), g.clone());
+        for k in ["gtid", "columns"] {
+            if let Some(v) = bookmark.get(k) {
+                m.insert(k.into(), v.clone());
+            }
         }
         return Ok(m);
     }
@@ -495,6 +507,8 @@ fn cdc_start(
     if let Some(g) = &c.gtid {
         m.insert("gtid".into(), Value::from(g.clone()));
     }
+    // The column order at the snapshot, for binlogs without column names (see cdc/ddl.rs).
+    m.insert("columns".into(), Value::from(table_columns));
     Ok(m)
 }
 
@@ -516,6 +530,7 @@ fn cdc_stream(
             .map(|t| t.columns.iter().map(|c| c.kind.clone()).collect())
             .unwrap_or_default(),
         decodings: crate::cdc::reader::decodings_for(plan, table),
+        model: crate::cdc::reader::ModelState::from_bookmark(&bookmark),
         bookmark,
     }
 }

@@ -442,8 +442,18 @@ fn cdc_failure_modes_are_clear() {
 
 #[test]
 fn schema_changes_mid_stream_keep_records_matching_their_schema() {
+    ddl_case("FULL");
+}
+
+#[test]
+fn schema_changes_mid_stream_with_no_log_row_metadata() {
+    ddl_case("NO_LOG");
+}
+
+fn ddl_case(metadata: &str) {
     let _g = lock();
-    let db = fresh_db("cdc_ddl");
+    let _m = Metadata::set(metadata);
+    let db = fresh_db(&format!("cdc_ddl_{}", metadata.to_lowercase()));
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
         .unwrap();
@@ -496,7 +506,7 @@ fn schema_changes_mid_stream_keep_records_matching_their_schema() {
 }
 
 #[test]
-fn no_log_metadata_refuses_to_guess_after_a_column_moved() {
+fn no_log_metadata_follows_columns_that_moved() {
     let _g = lock();
     let _m = Metadata::set("NO_LOG");
     let db = fresh_db("cdc_moved");
@@ -506,13 +516,53 @@ fn no_log_metadata_refuses_to_guess_after_a_column_moved() {
     let catalog = log_based(&db, &["t"], &[]);
     let cfg = config_for(&db);
     let state = sync(&cfg, Some(&catalog), None).last_state();
-    c.query_drop("INSERT INTO t VALUES (1, 'x', 10); ALTER TABLE t MODIFY b int AFTER id;")
+    assert_eq!(
+        state["bookmarks"][&format!("{db}-t")]["columns"],
+        json!(["id", "a", "b"])
+    );
+    c.query_drop(
+        "INSERT INTO t VALUES (1, 'x', 10);
+         ALTER TABLE t MODIFY b int AFTER id;
+         INSERT INTO t VALUES (2, 20, 'y');",
+    )
+    .unwrap();
+    let run = sync(&cfg, Some(&log_based(&db, &["t"], &[])), Some(&state));
+    let got: Vec<Value> = records_of(&run).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        got,
+        vec![
+            json!({"id": 1, "b": 10, "a": "x", "_sdc_deleted_at": null}),
+            json!({"id": 2, "b": 20, "a": "y", "_sdc_deleted_at": null}),
+        ]
+    );
+    assert_eq!(
+        run.last_state()["bookmarks"][&format!("{db}-t")]["columns"],
+        json!(["id", "b", "a"])
+    );
+}
+
+#[test]
+fn no_log_metadata_refuses_to_guess_after_a_table_swap() {
+    let _g = lock();
+    let _m = Metadata::set("NO_LOG");
+    let db = fresh_db("cdc_swap");
+    let mut c = db_conn(&db);
+    c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
         .unwrap();
+    let catalog = log_based(&db, &["t"], &[]);
+    let cfg = config_for(&db);
+    let state = sync(&cfg, Some(&catalog), None).last_state();
+    // A gh-ost style cut-over to a table whose columns are in another order.
+    c.query_drop(
+        "CREATE TABLE t_gho (b int, id int primary key, a varchar(10));
+         RENAME TABLE t TO t_old, t_gho TO t;
+         INSERT INTO t VALUES (5, 1, 'x');",
+    )
+    .unwrap();
     let run = sync_any(&cfg, Some(&log_based(&db, &["t"], &[])), Some(&state));
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(
-        run.stderr
-            .contains("the schema changed since these events were written"),
+        run.stderr.contains("could not be followed"),
         "{}",
         run.stderr
     );
@@ -525,4 +575,34 @@ fn no_log_metadata_refuses_to_guess_after_a_column_moved() {
         run.messages.iter().all(|m| m["type"] != "RECORD"),
         "no record with shifted columns"
     );
+}
+
+#[test]
+fn missing_replication_privileges_are_named() {
+    let _g = lock();
+    let db = fresh_db("cdc_priv");
+    db_conn(&db)
+        .query_drop("CREATE TABLE t (id int primary key)")
+        .unwrap();
+    let mut root = root_conn();
+    root.query_drop("DROP USER IF EXISTS 'cdc_select'@'%'")
+        .unwrap();
+    root.query_drop("CREATE USER 'cdc_select'@'%' IDENTIFIED BY 'pw-cdc'")
+        .unwrap();
+    root.query_drop(format!("GRANT SELECT ON `{db}`.* TO 'cdc_select'@'%'"))
+        .unwrap();
+    let catalog = log_based(&db, &["t"], &[]);
+    let state = sync(&config_for(&db), Some(&catalog), None).last_state();
+    let mut cfg = config_for(&db);
+    cfg["user"] = json!("cdc_select");
+    cfg["password"] = json!("pw-cdc");
+    let run = sync_any(&cfg, Some(&catalog), Some(&state));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("REPLICATION CLIENT"), "{}", run.stderr);
+    // And with the position readable but no REPLICATION SLAVE, the dump itself is refused.
+    root.query_drop("GRANT BINLOG MONITOR ON *.* TO 'cdc_select'@'%'")
+        .unwrap();
+    let run = sync_any(&cfg, Some(&catalog), Some(&state));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("REPLICATION SLAVE"), "{}", run.stderr);
 }
