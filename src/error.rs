@@ -32,6 +32,9 @@ pub enum Error {
     /// The run was stopped because another worker failed (its error is the one reported).
     #[error("cancelled")]
     Cancelled,
+    /// SIGINT/SIGTERM: stopped cleanly after writing a final STATE.
+    #[error("stopped by {}: every complete message was written and the last STATE covers exactly the rows written", crate::interrupt::name(*.0))]
+    Interrupted(i32),
     /// Anything else that stops the run, already phrased for the user.
     #[error("{0}")]
     Runtime(String),
@@ -68,6 +71,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
+            Error::Interrupted(sig) => 128 + sig,
             _ => 1,
         }
     }

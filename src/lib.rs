@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod interrupt;
 pub mod logging;
 pub mod run;
 pub mod singer;

@@ -386,6 +386,10 @@ pub fn run(
     let mut last_commit: Option<Position> = None;
 
     while let Some(event) = binlog.next() {
+        if let Some(sig) = crate::interrupt::requested() {
+            // Records of an unfinished transaction stay unsent; the bookmark is at the last commit.
+            return Err(Error::Interrupted(sig));
+        }
         let event = event.map_err(|e| dump_error(e, &start))?;
         let header = event.header();
         let pos = Position {

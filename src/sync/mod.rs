@@ -318,6 +318,10 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         }
     }
     drop(ctx);
+    if matches!(result, Err(Error::Interrupted(_))) {
+        // Every complete message is already queued: repeat the state they add up to last.
+        let _ = out.final_state();
+    }
     drop(out);
     drop(conns);
     let written = writer.finish();
@@ -369,6 +373,10 @@ impl RunCtx<'_, '_> {
 fn worker(ctx: &RunCtx<'_, '_>, queue: &Mutex<std::collections::VecDeque<Job>>, conn: &mut Conn) {
     loop {
         if ctx.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(sig) = crate::interrupt::requested() {
+            ctx.fail(Error::Interrupted(sig));
             return;
         }
         let job = match queue.lock() {

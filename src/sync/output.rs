@@ -21,6 +21,7 @@ const CHANNEL_DEPTH: usize = 16;
 
 enum Out {
     Data(Vec<u8>),
+    FinalState,
     Chunk {
         stream: String,
         index: usize,
@@ -96,6 +97,14 @@ impl OutputSender {
     }
 }
 
+impl OutputSender {
+    /// Writes the current state once more, after everything sent before: the last line of an
+    /// interrupted run.
+    pub fn final_state(&self) -> Result<()> {
+        self.tx.send(Out::FinalState).map_err(|_| closed())
+    }
+}
+
 fn closed() -> Error {
     Error::runtime("output writer stopped")
 }
@@ -148,6 +157,9 @@ fn write_loop<W: Write>(
                 sink.write_all(&buf).map_err(write_err)?;
                 buf.clear();
                 let _ = recycle.try_send(buf);
+            }
+            Out::FinalState => {
+                sink.write_all(&state.message()).map_err(write_err)?;
             }
             Out::Chunk {
                 stream,

@@ -103,8 +103,8 @@ pub fn read_rows(
         since_checkpoint += 1;
         let due = since_checkpoint >= cadence.rows
             || (rows.is_multiple_of(1024) && last_checkpoint.elapsed() >= cadence.interval);
-        if rows.is_multiple_of(1024) && cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
+        if rows.is_multiple_of(1024) {
+            stop_check(cancel)?;
         }
         if buf.len() >= BUFFER_BYTES || due {
             out.send(std::mem::replace(&mut buf, out.buffer()))?;
@@ -123,6 +123,18 @@ pub fn read_rows(
         last_row,
         warnings,
     })
+}
+
+/// Stops a read when another job failed or a signal asked the run to stop.
+#[inline]
+pub fn stop_check(cancel: &AtomicBool) -> Result<()> {
+    if let Some(sig) = crate::interrupt::requested() {
+        return Err(Error::Interrupted(sig));
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
 }
 
 fn report(plan: &StreamPlan, warnings: &[ColumnWarnings]) {
@@ -160,8 +172,8 @@ fn read_rows_batch(
         let row = row.map_err(|e| Error::mysql(ctx(), e))?;
         sink.append(&row, &mut warnings)?;
         rows += 1;
-        if rows.is_multiple_of(1024) && emit.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
+        if rows.is_multiple_of(1024) {
+            stop_check(emit.cancel)?;
         }
         if sink.full() {
             if let Some(msg) = sink.finish_file()? {

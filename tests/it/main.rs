@@ -9,4 +9,5 @@ mod cli_errors;
 mod discover;
 mod parallel;
 mod recorded;
+mod signals;
 mod sync;

@@ -1,0 +1,49 @@
+//! SIGINT and SIGTERM stop a run cleanly: readers notice within 1024 rows (or one binlog
+//! event), every complete message already produced is written, a final STATE covering only
+//! written rows follows, and the process exits with 128 + the signal number.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+static FLAGS: OnceLock<Vec<(i32, Arc<AtomicBool>)>> = OnceLock::new();
+static SEEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers the handlers (once). A failure to register is logged, not fatal.
+pub fn install() {
+    FLAGS.get_or_init(|| {
+        [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+            .into_iter()
+            .filter_map(|sig| {
+                let flag = Arc::new(AtomicBool::new(false));
+                match signal_hook::flag::register(sig, flag.clone()) {
+                    Ok(_) => Some((sig, flag)),
+                    Err(e) => {
+                        log::warn!("cannot handle signal {sig}: {e}");
+                        None
+                    }
+                }
+            })
+            .collect()
+    });
+}
+
+/// The signal that asked the run to stop, if any.
+pub fn requested() -> Option<i32> {
+    let seen = SEEN.load(Ordering::Relaxed);
+    if seen != 0 {
+        return Some(seen as i32);
+    }
+    let flags = FLAGS.get()?;
+    let sig = flags.iter().find(|(_, f)| f.load(Ordering::Relaxed))?.0;
+    SEEN.store(sig as usize, Ordering::Relaxed);
+    Some(sig)
+}
+
+/// A readable name for a signal number.
+pub fn name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
