@@ -115,5 +115,11 @@ fn describe_mysql(e: &mysql::Error) -> String {
         mysql::Error::IoError(io) => format!("network error: {io}"),
         other => other.to_string(),
     };
-    text.replace(['\n', '\r'], " ")
+    let mut text = text.replace(['\n', '\r'], " ");
+    if text.contains("invalid peer certificate") {
+        text.push_str(
+            " (the server's TLS certificate was not accepted: set ssl_ca to the CA that signed it, connect with the host name it was issued for, or set ssl_verify to false for a self-signed server you trust)",
+        );
+    }
+    text
 }

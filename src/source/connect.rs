@@ -245,6 +245,8 @@ pub fn is_permanent(e: &mysql::Error) -> bool {
                 | mysql::DriverError::OldMysqlPasswordDisabled
         ),
         mysql::Error::TlsError(_) | mysql::Error::UrlError(_) => true,
+        // rustls reports a rejected server certificate through the packet codec.
+        mysql::Error::CodecError(c) => c.to_string().contains("certificate"),
         mysql::Error::IoError(io) => {
             // rustls reports certificate problems as InvalidData io errors.
             io.kind() == std::io::ErrorKind::InvalidData

@@ -11,3 +11,4 @@ mod parallel;
 mod recorded;
 mod signals;
 mod sync;
+mod tls;

@@ -78,6 +78,11 @@ fn is_root() -> bool {
 }
 
 fn start() -> Result<Server, String> {
+    start_with(&[])
+}
+
+/// Starts a private server with extra `mariadbd` options.
+pub fn start_with(extra: &[String]) -> Result<Server, String> {
     let mariadbd = find_binary("mariadbd")
         .or_else(|| find_binary("mysqld"))
         .ok_or("mariadbd not found on PATH or in /usr/sbin: install Debian's mariadb-server package (apt-get install mariadb-server)")?;
@@ -135,6 +140,7 @@ fn start() -> Result<Server, String> {
         .arg("--character-set-server=utf8mb4")
         .arg("--collation-server=utf8mb4_general_ci")
         .args(&root_user)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -520,4 +526,78 @@ pub fn raw_values(record: &str) -> std::collections::BTreeMap<String, String> {
     }
     push(&body[start..]);
     out
+}
+
+/// Certificates for the TLS server: a CA, a server certificate for 127.0.0.1/localhost, a client
+/// certificate, and an unrelated CA.
+pub struct Certs {
+    /// Directory holding the PEM files.
+    pub dir: PathBuf,
+}
+
+impl Certs {
+    /// Path of a PEM file in the directory.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+fn make_certs() -> Result<Certs, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("tap-mysql-certs-")
+        .tempdir()
+        .map_err(|e| e.to_string())?
+        .keep();
+    let script = r#"
+set -e
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tap-mysql test CA" -keyout ca-key.pem -out ca.pem 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=unrelated CA" -keyout other-ca-key.pem -out other-ca.pem 2>/dev/null
+printf "subjectAltName=IP:127.0.0.1,DNS:localhost\n" > san.ext
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server-key.pem -out server.csr 2>/dev/null
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=tap-client" -keyout client-key.pem -out client.csr 2>/dev/null
+printf "extendedKeyUsage=clientAuth\n" > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client.pem 2>/dev/null
+"#;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(Certs { dir })
+}
+
+static TLS: OnceLock<Result<(Server, Certs), String>> = OnceLock::new();
+
+/// A second private server that requires TLS (certificates from a test CA).
+pub fn tls_server() -> &'static (Server, Certs) {
+    let r = TLS.get_or_init(|| {
+        let certs = make_certs()?;
+        let server = start_with(&[
+            format!("--ssl-ca={}", certs.path("ca.pem")),
+            format!("--ssl-cert={}", certs.path("server.pem")),
+            format!("--ssl-key={}", certs.path("server-key.pem")),
+            "--require-secure-transport=ON".to_string(),
+        ])?;
+        let opts = OptsBuilder::new()
+            .socket(Some(server.socket.to_string_lossy().to_string()))
+            .user(Some("root"));
+        let mut c = Conn::new(opts).map_err(|e| e.to_string())?;
+        c.query_drop(format!(
+            "CREATE USER 'x509user'@'%' IDENTIFIED BY '{PASSWORD}' REQUIRE X509; GRANT ALL ON *.* TO 'x509user'@'%'"
+        ))
+        .map_err(|e| e.to_string())?;
+        Ok((server, certs))
+    });
+    match r {
+        Ok(s) => s,
+        Err(e) => panic!("TLS test server unavailable: {e}"),
+    }
 }
