@@ -251,6 +251,8 @@ impl<'a> FullTable<'a> {
         Ok(rows)
     }
 
+    /// Reads rows after `after` (within `chunk`), reconnecting and resuming after the last row
+    /// read when the connection drops mid-read.
     fn read(
         &self,
         conn: &mut Conn,
@@ -259,6 +261,61 @@ impl<'a> FullTable<'a> {
         after: Option<&Map<String, Value>>,
         checkpoint: impl FnMut(&Row) -> Result<()>,
     ) -> Result<u64> {
+        let plan = self.plan;
+        let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
+        let frame = RecordFrame::new(
+            &plan.stream_id,
+            &names,
+            Some(self.version),
+            emit.time_extracted,
+        );
+        let resumable = self.resumable();
+        let mut checkpoint = checkpoint;
+        let mut after = after.cloned();
+        let mut total = 0u64;
+        let mut attempts = 0u32;
+        loop {
+            let sql = self.select_sql(chunk, after.as_ref())?;
+            let outcome = read_rows(conn, &sql, plan, &frame, emit, |row| {
+                if resumable {
+                    checkpoint(row)?;
+                }
+                Ok(())
+            })?;
+            total += outcome.rows;
+            let Some(e) = outcome.dropped else {
+                return Ok(total);
+            };
+            if !resumable {
+                return Err(Error::runtime(format!(
+                    "stream '{}' has no key to resume by after the connection dropped ({e}): run again to re-read it",
+                    plan.stream_id
+                )));
+            }
+            attempts = if outcome.rows > 0 { 1 } else { attempts + 1 };
+            if attempts > emit.reconnects.max(1) {
+                return Err(e);
+            }
+            if let Some(row) = &outcome.last_row {
+                after = Some(last_key(plan, row));
+            }
+            log::warn!(
+                "stream '{}': {e}; reconnecting to resume after {}. The rest of this stream is read in a new transaction, not the run's snapshot (for LOG_BASED streams the binlog replay from the snapshot's position makes it consistent)",
+                plan.stream_id,
+                after.as_ref().map_or("the start".to_string(), |a| Value::Object(a.clone()).to_string())
+            );
+            *conn = emit
+                .connector
+                .connect(&format!("stream '{}' (reconnect)", plan.stream_id))?;
+        }
+    }
+
+    /// The SELECT for this sync, after `after`, within `chunk`, bounded by `max_pk_values`.
+    fn select_sql(
+        &self,
+        chunk: Option<&ChunkBounds>,
+        after: Option<&Map<String, Value>>,
+    ) -> Result<String> {
         let plan = self.plan;
         let mut where_parts = Vec::new();
         if let Some(max) = &self.max_pk {
@@ -316,22 +373,7 @@ impl<'a> FullTable<'a> {
             sql.push_str(" ORDER BY ");
             sql.push_str(&self.key_cols.join(", "));
         }
-        let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
-        let frame = RecordFrame::new(
-            &plan.stream_id,
-            &names,
-            Some(self.version),
-            emit.time_extracted,
-        );
-        let resumable = self.resumable();
-        let mut checkpoint = checkpoint;
-        let outcome = read_rows(conn, &sql, plan, &frame, emit, |row| {
-            if resumable {
-                checkpoint(row)?;
-            }
-            Ok(())
-        })?;
-        Ok(outcome.rows)
+        Ok(sql)
     }
 
     /// Sends the final ACTIVATE_VERSION and the completed bookmark.

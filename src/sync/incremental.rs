@@ -58,44 +58,71 @@ pub fn sync_incremental(
         .map(|c| c.select_expr.as_str())
         .collect();
     let qrk = quote_ident(rk);
-    let mut sql = format!(
-        "SELECT {} FROM {}",
-        columns.join(", "),
-        qualified(&plan.database, &plan.table)
-    );
+    let select = |from: Option<&Value>| -> Result<String> {
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            qualified(&plan.database, &plan.table)
+        );
+        if let Some(v) = from {
+            let lit = literal(&rk_col.kind, v).map_err(|e| {
+                Error::usage(format!("state: stream '{id}': replication_key_value: {e}"))
+            })?;
+            sql.push_str(&format!(" WHERE {qrk} >= {lit}"));
+        }
+        sql.push_str(&format!(" ORDER BY {qrk}"));
+        Ok(sql)
+    };
     match bookmark
         .get("replication_key_value")
         .filter(|v| !v.is_null())
     {
-        Some(v) => {
-            let lit = literal(&rk_col.kind, v).map_err(|e| {
-                Error::usage(format!("state: stream '{id}': replication_key_value: {e}"))
-            })?;
-            log::info!("stream '{id}': INCREMENTAL from {rk} >= {v}");
-            sql.push_str(&format!(" WHERE {qrk} >= {lit}"));
-        }
+        Some(v) => log::info!("stream '{id}': INCREMENTAL from {rk} >= {v}"),
         None => log::info!("stream '{id}': INCREMENTAL from the beginning (no bookmark)"),
     }
-    sql.push_str(&format!(" ORDER BY {qrk}"));
     out.bookmark(id, bookmark.clone(), Some(id))?;
 
     let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
     let frame = RecordFrame::new(id, &names, None, emit.time_extracted);
-    let outcome = read_rows(conn, &sql, plan, &frame, emit, |row| {
-        if let Some(v) = value_from_cell(&rk_col.kind, cell(row, rk_idx)) {
-            let mut b = bookmark.clone();
-            b.insert("replication_key_value".into(), v);
-            out.bookmark(id, b, Some(id))?;
+    let mut from = bookmark
+        .get("replication_key_value")
+        .filter(|v| !v.is_null())
+        .cloned();
+    let mut total = 0u64;
+    let mut attempts = 0u32;
+    loop {
+        let outcome = read_rows(conn, &select(from.as_ref())?, plan, &frame, emit, |row| {
+            if let Some(v) = value_from_cell(&rk_col.kind, cell(row, rk_idx)) {
+                let mut b = bookmark.clone();
+                b.insert("replication_key_value".into(), v);
+                out.bookmark(id, b, Some(id))?;
+            }
+            Ok(())
+        })?;
+        total += outcome.rows;
+        if let Some(v) = outcome
+            .last_row
+            .as_ref()
+            .and_then(|row| value_from_cell(&rk_col.kind, cell(row, rk_idx)))
+        {
+            bookmark.insert("replication_key_value".into(), v.clone());
+            from = Some(v);
         }
-        Ok(())
-    })?;
-    if let Some(v) = outcome
-        .last_row
-        .as_ref()
-        .and_then(|row| value_from_cell(&rk_col.kind, cell(row, rk_idx)))
-    {
-        bookmark.insert("replication_key_value".into(), v);
+        let Some(e) = outcome.dropped else { break };
+        attempts = if outcome.rows > 0 { 1 } else { attempts + 1 };
+        if attempts > emit.reconnects.max(1) {
+            return Err(e);
+        }
+        // Rows equal to the last value are read again (`>=`): duplicates, never a gap.
+        log::warn!(
+            "stream '{id}': {e}; reconnecting to resume at {rk} >= {}",
+            from.as_ref()
+                .map_or("the start".to_string(), |v| v.to_string())
+        );
+        *conn = emit
+            .connector
+            .connect(&format!("stream '{id}' (reconnect)"))?;
     }
     out.bookmark(id, bookmark, None)?;
-    Ok(outcome.rows)
+    Ok(total)
 }

@@ -232,6 +232,8 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         cancel: AtomicBool::new(false),
         failure: Mutex::new(None),
         batch: config.batch.as_ref(),
+        connector: &connector,
+        reconnects: config.connect_retries,
     };
 
     // Build the job queue, biggest first; chunked streams announce themselves now.
@@ -341,6 +343,8 @@ struct RunCtx<'r, 'a> {
     cancel: AtomicBool,
     failure: Mutex<Option<Error>>,
     batch: Option<&'r crate::config::BatchConfig>,
+    connector: &'r Connector,
+    reconnects: u32,
 }
 
 impl RunCtx<'_, '_> {
@@ -351,6 +355,8 @@ impl RunCtx<'_, '_> {
             time_extracted: self.time_extracted,
             cancel: &self.cancel,
             batch: self.batch,
+            connector: self.connector,
+            reconnects: self.reconnects,
         }
     }
 }

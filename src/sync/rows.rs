@@ -39,6 +39,10 @@ pub struct Emit<'a> {
     pub time_extracted: &'a str,
     /// Set when another job failed: stop soon.
     pub cancel: &'a AtomicBool,
+    /// Opens a replacement connection when one drops mid-read.
+    pub connector: &'a crate::source::connect::Connector,
+    /// Reconnections allowed in a row without a row read in between.
+    pub reconnects: u32,
     /// BATCH files instead of RECORD messages, when configured.
     pub batch: Option<&'a BatchConfig>,
 }
@@ -51,6 +55,8 @@ pub struct ReadOutcome {
     pub last_row: Option<Row>,
     /// Per-column warnings.
     pub warnings: Vec<ColumnWarnings>,
+    /// The connection dropped after `rows` rows (all of them sent): resume after `last_row`.
+    pub dropped: Option<Error>,
 }
 
 /// The cell bytes of a text-protocol row.
@@ -83,7 +89,12 @@ pub fn read_rows(
     } = emit;
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
     log::debug!("stream '{}': {sql}", plan.stream_id);
-    let mut result = conn.query_iter(sql).map_err(|e| Error::mysql(ctx(), e))?;
+    let mut result = match conn.query_iter(sql) {
+        Ok(r) => r,
+        Err(e) if connection_lost(&e) => return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e))),
+        Err(e) => return Err(Error::mysql(ctx(), e)),
+    };
+    let mut dropped = None;
     let encoders: Vec<_> = plan.columns.iter().map(|c| c.encoder).collect();
     let mut warnings = vec![ColumnWarnings::default(); encoders.len()];
     let mut buf = out.buffer();
@@ -92,7 +103,15 @@ pub fn read_rows(
     let mut last_checkpoint = Instant::now();
     let mut last_row: Option<Row> = None;
     for row in result.by_ref() {
-        let row = row.map_err(|e| Error::mysql(ctx(), e))?;
+        let row = match row {
+            Ok(r) => r,
+            Err(e) if connection_lost(&e) => {
+                // Rows read so far are complete: they are sent, and the caller resumes after them.
+                dropped = Some(Error::mysql(ctx(), e));
+                break;
+            }
+            Err(e) => return Err(Error::mysql(ctx(), e)),
+        };
         buf.extend_from_slice(frame.prefix());
         for (i, enc) in encoders.iter().enumerate() {
             buf.extend_from_slice(frame.key(i));
@@ -122,7 +141,46 @@ pub fn read_rows(
         rows,
         last_row,
         warnings,
+        dropped,
     })
+}
+
+impl ReadOutcome {
+    fn dropped(e: Error) -> ReadOutcome {
+        ReadOutcome {
+            rows: 0,
+            last_row: None,
+            warnings: vec![],
+            dropped: Some(e),
+        }
+    }
+}
+
+/// Errors after which a new connection can continue where the old one stopped: the connection
+/// dropped, the server restarted or killed it, a network timeout.
+pub fn connection_lost(e: &mysql::Error) -> bool {
+    match e {
+        mysql::Error::IoError(_) => true,
+        mysql::Error::CodecError(c) => !c.to_string().contains("certificate"),
+        mysql::Error::DriverError(d) => !matches!(
+            d,
+            mysql::DriverError::TlsNotSupported
+                | mysql::DriverError::UnknownAuthPlugin(_)
+                | mysql::DriverError::CleartextPluginDisabled
+                | mysql::DriverError::OldMysqlPasswordDisabled
+        ),
+        mysql::Error::MySqlError(se) => matches!(
+            se.code,
+            2006 | 2013 // server gone / lost during query
+            | 1053 // server shutdown
+            | 1152 // aborted connection
+            | 1159 | 1161 // network read/write timeout
+            | 1317 // query interrupted (KILL QUERY)
+            | 1927 // connection killed (MariaDB)
+            | 4031 // disconnected for inactivity (MySQL 8)
+        ),
+        _ => false,
+    }
 }
 
 /// Stops a read when another job failed or a signal asked the run to stop.
@@ -163,13 +221,26 @@ fn read_rows_batch(
 ) -> Result<ReadOutcome> {
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
     log::debug!("stream '{}': {sql}", plan.stream_id);
-    let mut result = conn.query_iter(sql).map_err(|e| Error::mysql(ctx(), e))?;
+    let mut result = match conn.query_iter(sql) {
+        Ok(r) => r,
+        Err(e) if connection_lost(&e) => return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e))),
+        Err(e) => return Err(Error::mysql(ctx(), e)),
+    };
+    let mut dropped = None;
     let mut warnings = vec![ColumnWarnings::default(); plan.columns.len()];
     let mut sink = BatchSink::new(cfg, plan);
     let mut rows = 0u64;
     let mut last_row: Option<Row> = None;
     for row in result.by_ref() {
-        let row = row.map_err(|e| Error::mysql(ctx(), e))?;
+        let row = match row {
+            Ok(r) => r,
+            Err(e) if connection_lost(&e) => {
+                // Rows read so far are complete: they are sent, and the caller resumes after them.
+                dropped = Some(Error::mysql(ctx(), e));
+                break;
+            }
+            Err(e) => return Err(Error::mysql(ctx(), e)),
+        };
         sink.append(&row, &mut warnings)?;
         rows += 1;
         if rows.is_multiple_of(1024) {
@@ -191,5 +262,6 @@ fn read_rows_batch(
         rows,
         last_row,
         warnings,
+        dropped,
     })
 }

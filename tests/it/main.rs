@@ -7,6 +7,7 @@ mod batch;
 mod cdc;
 mod cli_errors;
 mod discover;
+mod faults;
 mod parallel;
 mod recorded;
 mod signals;

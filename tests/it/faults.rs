@@ -1,0 +1,137 @@
+//! Connections killed mid-read: the run reconnects, resumes after the last row written, and ends
+//! with every source row present.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Runs the tap, and after `after_lines` lines of output kills (KILL CONNECTION) every server
+/// connection of the test user that is running a SELECT on `table`. Returns the run and how
+/// many connections were killed.
+fn run_killing(
+    cfg: &Value,
+    catalog: Option<&Value>,
+    table: &str,
+    after_lines: usize,
+) -> (Run, usize) {
+    let cfg_file = json_file(cfg);
+    let cat = catalog.map(json_file);
+    let mut cmd = Command::new(tap_bin());
+    cmd.args(["--config", cfg_file.path().to_str().unwrap()]);
+    if let Some(c) = &cat {
+        cmd.args(["--catalog", c.path().to_str().unwrap()]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    let mut line = String::new();
+    for _ in 0..after_lines {
+        reader.read_line(&mut line).unwrap();
+        text.push_str(&line);
+        line.clear();
+    }
+    let mut root = root_conn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut killed = 0;
+    while killed == 0 && Instant::now() < deadline {
+        let ids: Vec<u64> = root
+            .query(format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{USER}' AND INFO LIKE 'SELECT%{table}%'"
+            ))
+            .unwrap();
+        for id in ids {
+            if root.query_drop(format!("KILL CONNECTION {id}")).is_ok() {
+                killed += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.read_to_string(&mut text).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (parse_run(text.as_bytes(), stderr, status.code()), killed)
+}
+
+fn fault_db(hint: &str, rows: u32) -> String {
+    let db = fresh_db(hint);
+    db_conn(&db)
+        .query_drop(format!(
+            "CREATE TABLE big (id int primary key, v varchar(40), updated_at datetime(6) not null, KEY (updated_at));
+             INSERT INTO big SELECT seq, CONCAT('value-', seq), TIMESTAMP('2024-01-01') + INTERVAL seq SECOND FROM seq_1_to_{rows}"
+        ))
+        .unwrap();
+    db
+}
+
+fn assert_complete(run: &Run, killed: usize, stream: &str, n: usize, max_dups: usize) {
+    assert!(killed > 0, "a connection was killed mid-read");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("reconnecting"), "{}", run.stderr);
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    for r in run.records(stream) {
+        *seen.entry(r["id"].as_i64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), n, "every source row present");
+    let dups: usize = seen.values().map(|c| c - 1).sum();
+    assert!(dups <= max_dups, "{dups} duplicates");
+}
+
+fn config(db: &str, workers: u64) -> Value {
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
+    cfg["connect_retries"] = json!(3);
+    cfg["max_parallel_streams"] = json!(workers);
+    cfg
+}
+
+#[test]
+fn full_table_survives_a_killed_connection() {
+    let n = 300_000;
+    let db = fault_db("fault_full", n as u32);
+    let (run, killed) = run_killing(&config(&db, 1), None, "big", 5_000);
+    assert_complete(&run, killed, &format!("{db}-big"), n, 0);
+}
+
+#[test]
+fn chunked_parallel_read_survives_a_killed_connection() {
+    let n = 300_000;
+    let db = fault_db("fault_chunks", n as u32);
+    let mut cfg = config(&db, 2);
+    cfg["chunk_rows"] = json!(50_000);
+    let (run, killed) = run_killing(&cfg, None, "big", 5_000);
+    assert!(
+        run.stderr.contains("chunks of about 50000 rows"),
+        "{}",
+        run.stderr
+    );
+    assert_complete(&run, killed, &format!("{db}-big"), n, 0);
+}
+
+#[test]
+fn incremental_survives_a_killed_connection() {
+    let n = 300_000;
+    let db = fault_db("fault_incr", n as u32);
+    let cfg = config(&db, 1);
+    let mut catalog = discover(&cfg);
+    let id = format!("{db}-big");
+    select_all(&mut catalog, &[(&id, "INCREMENTAL", Some("updated_at"))]);
+    let (run, killed) = run_killing(&cfg, Some(&catalog), "big", 5_000);
+    // Resuming at `>=` the last value read re-reads rows with that value: one here.
+    assert_complete(&run, killed, &id, n, 1);
+}
