@@ -131,6 +131,29 @@ impl CdcStream {
     }
 }
 
+/// Starts a binlog dump at `from` (by GTID when `gtid` is given).
+fn open_dump(
+    mut conn: Conn,
+    server: &ServerInfo,
+    sid: u32,
+    from: &Position,
+    gtid: Option<&str>,
+) -> Result<mysql::BinlogStream> {
+    if server.flavor == Flavor::Mariadb {
+        conn.query_drop("SET @mariadb_slave_capability = 4")
+            .context("binlog: announcing MariaDB replica capability")?;
+    }
+    let mut request = BinlogRequest::new(sid)
+        .with_filename(from.file.clone().into_bytes())
+        .with_pos(from.pos)
+        .with_flags(BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK);
+    if gtid.is_some() {
+        request = gtid_request(&mut conn, server, request, gtid)?;
+    }
+    conn.get_binlog_stream(request)
+        .map_err(|e| dump_error(e, from))
+}
+
 /// The GTID position as transactions pass, per flavor.
 enum GtidTracker {
     Mariadb(MariadbGtidPos),
@@ -278,6 +301,7 @@ pub fn run(
     server: &ServerInfo,
     configured_server_id: Option<u32>,
     use_gtid: bool,
+    reconnect_limit: u32,
     types: &TypeOptions,
     streams: &mut [CdcStream],
     out: &OutputSender,
@@ -347,20 +371,14 @@ pub fn run(
         0
     };
     let mut seen_fde = false;
-    if server.flavor == Flavor::Mariadb {
-        conn.query_drop("SET @mariadb_slave_capability = 4")
-            .context("binlog: announcing MariaDB replica capability")?;
-    }
-    let mut request = BinlogRequest::new(sid)
-        .with_filename(start.file.clone().into_bytes())
-        .with_pos(start.pos)
-        .with_flags(BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK);
-    if use_gtid {
-        request = gtid_request(&mut conn, server, request, start_gtid.as_deref())?;
-    }
-    let mut binlog = conn
-        .get_binlog_stream(request)
-        .map_err(|e| dump_error(e, &start))?;
+    let mut binlog = open_dump(
+        conn,
+        server,
+        sid,
+        &start,
+        use_gtid.then_some(start_gtid.as_deref()).flatten(),
+    )?;
+    let mut reconnects = 0u32;
 
     let by_table: HashMap<(String, String), usize> = streams
         .iter()
@@ -390,7 +408,33 @@ pub fn run(
             // Records of an unfinished transaction stay unsent; the bookmark is at the last commit.
             return Err(Error::Interrupted(sig));
         }
-        let event = event.map_err(|e| dump_error(e, &start))?;
+        let event = match event {
+            Ok(ev) => ev,
+            Err(e)
+                if crate::sync::rows::connection_lost(&e)
+                    && reconnects < reconnect_limit.max(1) =>
+            {
+                // Resume at the last transaction boundary; the unfinished transaction's records
+                // are dropped (any already flushed come again: duplicates, never a gap).
+                reconnects += 1;
+                let from = last_commit.clone().unwrap_or_else(|| start.clone());
+                log::warn!(
+                    "binlog: the replication connection dropped ({}); reconnecting to resume at {}:{}",
+                    Error::mysql("", e).to_string().trim_start_matches(": "),
+                    from.file,
+                    from.pos
+                );
+                buf.clear();
+                touched.iter_mut().for_each(|t| *t = false);
+                in_txn = false;
+                seen_fde = false;
+                file = from.file.clone();
+                let conn = connector.connect("binlog (reconnect)")?;
+                binlog = open_dump(conn, server, sid, &from, None)?;
+                continue;
+            }
+            Err(e) => return Err(dump_error(e, &start)),
+        };
         let header = event.header();
         let pos = Position {
             file: file.clone(),

@@ -312,6 +312,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
                 &server,
                 config.server_id,
                 config.use_gtid,
+                config.connect_retries,
                 &config.types,
                 &mut cdc,
                 &out,

@@ -606,3 +606,78 @@ fn missing_replication_privileges_are_named() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("REPLICATION SLAVE"), "{}", run.stderr);
 }
+
+#[test]
+fn a_killed_replication_connection_resumes_at_the_last_commit() {
+    use std::io::{BufRead, BufReader, Read};
+    let _g = lock();
+    let db = fresh_db("cdc_kill");
+    let mut c = db_conn(&db);
+    c.query_drop("CREATE TABLE t (id int primary key, v varchar(400))")
+        .unwrap();
+    let catalog = log_based(&db, &["t"], &[]);
+    let mut cfg = config_for(&db);
+    cfg["connect_retries"] = json!(3);
+    let state = sync(&cfg, Some(&catalog), None).last_state();
+    for batch in 0..200 {
+        c.query_drop(format!(
+            "INSERT INTO t SELECT seq + {off}, REPEAT('v', 300) FROM seq_1_to_1000",
+            off = batch * 1000
+        ))
+        .unwrap();
+    }
+    let (cfg_f, cat_f, st_f) = (json_file(&cfg), json_file(&catalog), json_file(&state));
+    let mut child = std::process::Command::new(tap_bin())
+        .args([
+            "--config",
+            cfg_f.path().to_str().unwrap(),
+            "--catalog",
+            cat_f.path().to_str().unwrap(),
+            "--state",
+            st_f.path().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    let mut line = String::new();
+    for _ in 0..20_000 {
+        reader.read_line(&mut line).unwrap();
+        text.push_str(&line);
+        line.clear();
+    }
+    let mut root = root_conn();
+    let ids: Vec<u64> = root
+        .query(format!("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{USER}' AND COMMAND LIKE 'Binlog Dump%'"))
+        .unwrap();
+    assert!(!ids.is_empty(), "the dump connection is running");
+    for id in &ids {
+        let _ = root.query_drop(format!("KILL CONNECTION {id}"));
+    }
+    reader.read_to_string(&mut text).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("replication connection dropped"),
+        "{stderr}"
+    );
+    let run = parse_run(text.as_bytes(), stderr, status.code());
+    let ids: std::collections::HashSet<i64> = records_of(&run)
+        .iter()
+        .map(|(_, r)| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        200_000,
+        "every change present after the reconnect"
+    );
+}
