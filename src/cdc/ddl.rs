@@ -158,7 +158,7 @@ pub fn apply(
     if !name.eq_ignore_ascii_case(table) || in_db != db {
         return Applied::NotForTable;
     }
-    for clause in clauses(&toks[i..]) {
+    for clause in clauses(toks.get(i..).unwrap_or(&[])) {
         if clause.is_empty() {
             continue;
         }
@@ -223,7 +223,7 @@ fn apply_clause(model: &mut Vec<String>, c: &[String]) -> Option<()> {
             j = skip_if_exists(c, j);
             if c.get(j).map(String::as_str) == Some("(") {
                 // ADD (col def, col def, ...): appended in order
-                let inner = &c[j + 1..c.len().saturating_sub(1)];
+                let inner = c.get(j + 1..c.len().saturating_sub(1)).unwrap_or(&[]);
                 for def in clauses(inner) {
                     let first = def.first()?;
                     if is_non_column(&first.to_ascii_uppercase()) {
