@@ -135,3 +135,33 @@ fn incremental_survives_a_killed_connection() {
     // Resuming at `>=` the last value read re-reads rows with that value: one here.
     assert_complete(&run, killed, &id, n, 1);
 }
+
+#[test]
+fn full_table_survives_a_network_cut() {
+    let n = 200_000;
+    let db = fault_db("fault_cut", n as u32);
+    let proxy = CuttingProxy::start(3_000_000);
+    let mut cfg = config(&db, 1);
+    cfg["port"] = json!(proxy.port);
+    let run = sync_any(&cfg, None, None);
+    assert!(
+        proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the proxy cut a connection"
+    );
+    assert_complete(&run, 1, &format!("{db}-big"), n, 0);
+}
+
+#[test]
+fn incremental_survives_a_network_cut() {
+    let n = 200_000;
+    let db = fault_db("fault_cut_incr", n as u32);
+    let mut cfg = config(&db, 1);
+    let mut catalog = discover(&cfg);
+    let id = format!("{db}-big");
+    select_all(&mut catalog, &[(&id, "INCREMENTAL", Some("updated_at"))]);
+    let proxy = CuttingProxy::start(3_000_000);
+    cfg["port"] = json!(proxy.port);
+    let run = sync_any(&cfg, Some(&catalog), None);
+    assert!(proxy.cut.load(std::sync::atomic::Ordering::SeqCst));
+    assert_complete(&run, 1, &id, n, 1);
+}

@@ -601,3 +601,66 @@ pub fn tls_server() -> &'static (Server, Certs) {
         Err(e) => panic!("TLS test server unavailable: {e}"),
     }
 }
+
+/// A TCP proxy to the test server that cuts the first connection whose server-to-client
+/// traffic passes `cut_after` bytes (later connections pass through untouched).
+pub struct CuttingProxy {
+    /// Port on 127.0.0.1 to connect to instead of the server.
+    pub port: u16,
+    /// Set once a connection was cut.
+    pub cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    /// Starts the proxy (its threads live as long as the test process).
+    pub fn start(cut_after: u64) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let upstream_port = server().port;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let cut_flag = cut.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", upstream_port))
+                else {
+                    continue;
+                };
+                let cut = cut_flag.clone();
+                let (mut c_read, mut u_write) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 || u_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = u_write.shutdown(std::net::Shutdown::Both);
+                });
+                let (mut u_read, mut c_write) = (upstream, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    let mut total = 0u64;
+                    while let Ok(n) = u_read.read(&mut buf) {
+                        if n == 0 || c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        total += n as u64;
+                        if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                            // The network drops: both directions, mid-result-set.
+                            let _ = c_write.shutdown(std::net::Shutdown::Both);
+                            let _ = u_read.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { port, cut }
+    }
+}
