@@ -8,6 +8,7 @@ mod cdc;
 mod cli_errors;
 mod discover;
 mod faults;
+mod hostile;
 mod parallel;
 mod privileges;
 mod recorded;

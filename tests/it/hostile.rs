@@ -1,0 +1,129 @@
+//! Hostile and broken input: odd names end to end, state from another tap, a stalled reader.
+
+use std::io::{BufRead, BufReader, Read};
+
+use mysql::prelude::Queryable;
+use serde_json::json;
+
+use crate::support::*;
+
+#[test]
+fn names_with_quotes_backticks_newlines_and_unicode_sync_and_resume() {
+    let db = fresh_db("odd names");
+    let table = "we`ird 'tab\"le\nx 表";
+    let qt = table.replace('`', "``");
+    let mut c = db_conn(&db);
+    c.query_drop(format!(
+        "CREATE TABLE `{qt}` (`k``1` varchar(20), `k'2\nz` int, `v \"x\"` varchar(20), PRIMARY KEY (`k``1`, `k'2\nz`))"
+    ))
+    .unwrap();
+    c.query_drop(format!(
+        "INSERT INTO `{qt}` SELECT CONCAT('a''`\"', seq % 7), seq, CONCAT('v', seq) FROM seq_1_to_5000"
+    ))
+    .unwrap();
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
+    cfg["state_interval_rows"] = json!(300);
+    cfg["max_parallel_streams"] = json!(1);
+    let id = format!("{db}-{table}");
+    let mut catalog = discover(&cfg);
+    select_all(&mut catalog, &[]);
+    let first = run_and_kill_after(&cfg, Some(&catalog), None, 1_500);
+    let state = first.last_state();
+    assert!(
+        state["bookmarks"][&id]["last_pk_fetched"].is_object(),
+        "{state}"
+    );
+    let second = sync(&cfg, Some(&catalog), Some(&state));
+    let mut keys = std::collections::HashSet::new();
+    for r in first.records(&id).into_iter().chain(second.records(&id)) {
+        keys.insert((
+            r["k`1"].as_str().unwrap().to_string(),
+            r["k'2\nz"].as_i64().unwrap(),
+        ));
+    }
+    assert_eq!(keys.len(), 5000);
+}
+
+#[test]
+fn state_from_another_catalog_is_a_clear_error() {
+    let db = fresh_db("foreign_state");
+    db_conn(&db)
+        .query_drop("CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1), (2)")
+        .unwrap();
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
+    let id = format!("{db}-t");
+    // pipelinewise-style in-progress bookmark keyed by a column this table does not have.
+    let state = json!({"bookmarks": {&id: {"version": 1, "last_pk_fetched": {"order_id": 5}, "max_pk_values": {"order_id": 9}}}});
+    let run = sync_any(&cfg, None, Some(&state));
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("has no value for key column 'id'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("remove the stream's bookmark"),
+        "{}",
+        run.stderr
+    );
+    // A bookmark value that is not a usable literal.
+    let state = json!({"bookmarks": {&id: {"version": 1, "last_pk_fetched": {"id": "1; DROP TABLE t"}, "max_pk_values": {"id": 2}}}});
+    let run = sync_any(&cfg, None, Some(&state));
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("is not a number"), "{}", run.stderr);
+    assert_eq!(
+        db_conn(&db)
+            .query_first::<i64, _>("SELECT COUNT(*) FROM t")
+            .unwrap(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_stalled_reader_does_not_kill_the_read() {
+    // The server drops a streaming query whose client stalls past net_write_timeout; the tap's
+    // sessions set it to an hour. Lower the server default to 2 s, stall 5 s, read on.
+    let db = fresh_db("stall");
+    db_conn(&db)
+        .query_drop("CREATE TABLE t (id int primary key, v varchar(200)); INSERT INTO t SELECT seq, REPEAT('x', 200) FROM seq_1_to_100000")
+        .unwrap();
+    let mut root = root_conn();
+    let before: i64 = root
+        .query_first("SELECT @@GLOBAL.net_write_timeout")
+        .unwrap()
+        .unwrap();
+    root.query_drop("SET GLOBAL net_write_timeout = 2").unwrap();
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
+    let cfg_file = json_file(&cfg);
+    let mut child = std::process::Command::new(tap_bin())
+        .args(["--config", cfg_file.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    root.query_drop(format!("SET GLOBAL net_write_timeout = {before}"))
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("reconnecting"),
+        "no connection was dropped: {stderr}"
+    );
+    assert_eq!(rest.matches("\"type\":\"RECORD\"").count(), 100_000);
+}
