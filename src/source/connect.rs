@@ -70,7 +70,10 @@ impl Connector {
             .tcp_connect_timeout(Some(cfg.connect_timeout))
             .tcp_nodelay(true)
             .tcp_keepalive_time_ms(Some(60_000))
-            .stmt_cache_size(Some(64));
+            .stmt_cache_size(Some(64))
+            // Accept any row the server sends (the driver otherwise caps at the server's
+            // max_allowed_packet, which a row of several large columns can exceed).
+            .max_allowed_packet(Some(1024 * 1024 * 1024));
         builder = match &cfg.unix_socket {
             Some(path) => builder.socket(Some(path.clone())),
             None => builder

@@ -161,7 +161,9 @@ impl ReadOutcome {
 pub fn connection_lost(e: &mysql::Error) -> bool {
     match e {
         mysql::Error::IoError(_) => true,
-        mysql::Error::CodecError(c) => !c.to_string().contains("certificate"),
+        mysql::Error::CodecError(mysql_common::proto::codec::error::PacketCodecError::Io(io)) => {
+            !io.to_string().contains("certificate")
+        }
         mysql::Error::DriverError(d) => !matches!(
             d,
             mysql::DriverError::TlsNotSupported

@@ -127,3 +127,25 @@ fn a_stalled_reader_does_not_kill_the_read() {
     );
     assert_eq!(rest.matches("\"type\":\"RECORD\"").count(), 100_000);
 }
+
+#[test]
+fn huge_values_come_through_whole() {
+    // 12 MiB in one LONGBLOB and one LONGTEXT cell (the server's max_allowed_packet is 16 MiB).
+    let db = fresh_db("huge");
+    db_conn(&db)
+        .query_drop(
+            "CREATE TABLE t (id int primary key, b longblob, x longtext);
+             INSERT INTO t VALUES (1, REPEAT(X'00FF', 6 * 1024 * 1024), REPEAT('é', 6 * 1024 * 1024))",
+        )
+        .unwrap();
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
+    let run = sync(&cfg, None, None);
+    let r = &run.records(&format!("{db}-t"))[0];
+    let b = r["b"].as_str().unwrap();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
+    assert_eq!(bytes.len(), 12 * 1024 * 1024);
+    assert!(bytes.chunks(2).all(|p| p == [0x00, 0xFF]));
+    assert_eq!(r["x"].as_str().unwrap().chars().count(), 6 * 1024 * 1024);
+}
