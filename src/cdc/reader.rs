@@ -586,6 +586,7 @@ pub fn run(
                     }
                     buf.extend_from_slice(frame.suffix());
                     rows_total += 1;
+                    crate::sync::rows::invalid_text(&s.plan, &warnings[idx])?;
                     if buf.len() >= BUFFER_BYTES {
                         out.send(std::mem::replace(&mut buf, out.buffer()))?;
                     }

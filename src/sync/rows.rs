@@ -126,6 +126,7 @@ pub fn read_rows(
             stop_check(cancel)?;
         }
         if buf.len() >= BUFFER_BYTES || due {
+            invalid_text(plan, &warnings)?;
             out.send(std::mem::replace(&mut buf, out.buffer()))?;
         }
         if due {
@@ -135,6 +136,7 @@ pub fn read_rows(
         }
         last_row = Some(row);
     }
+    invalid_text(plan, &warnings)?;
     out.send(buf)?;
     report(plan, &warnings);
     Ok(ReadOutcome {
@@ -197,6 +199,19 @@ pub fn stop_check(cancel: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
+/// Text that is not valid UTF-8 cannot be written to JSON without loss: the run stops before
+/// the data holding it is sent (the server converts every character set to utf8mb4, so this
+/// only happens with corrupt data).
+pub fn invalid_text(plan: &StreamPlan, warnings: &[ColumnWarnings]) -> Result<()> {
+    match plan.columns.iter().zip(warnings).find(|(_, w)| w.invalid_utf8 > 0) {
+        None => Ok(()),
+        Some((c, _)) => Err(Error::runtime(format!(
+            "stream '{}' column '{}' holds bytes that are not valid text in its character set; nothing of it was written. Fix the data, or deselect the column",
+            plan.stream_id, c.name
+        ))),
+    }
+}
+
 fn report(plan: &StreamPlan, warnings: &[ColumnWarnings]) {
     for (c, w) in plan.columns.iter().zip(warnings) {
         if w.any() {
@@ -249,6 +264,7 @@ fn read_rows_batch(
             stop_check(emit.cancel)?;
         }
         if sink.full() {
+            invalid_text(plan, &warnings)?;
             if let Some(msg) = sink.finish_file()? {
                 emit.out.send(msg)?;
             }
@@ -256,6 +272,7 @@ fn read_rows_batch(
         }
         last_row = Some(row);
     }
+    invalid_text(plan, &warnings)?;
     if let Some(msg) = sink.finish_file()? {
         emit.out.send(msg)?;
     }
@@ -266,4 +283,40 @@ fn read_rows_batch(
         warnings,
         dropped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::types::ColumnKind;
+    use crate::encode::Encoder;
+    use crate::sync::plan::{Method, PlannedColumn};
+
+    #[test]
+    fn invalid_text_names_the_column() {
+        let plan = StreamPlan {
+            stream_id: "db-t".into(),
+            database: "db".into(),
+            table: "t".into(),
+            columns: vec![PlannedColumn {
+                name: "name".into(),
+                kind: ColumnKind::Text { max_chars: None },
+                encoder: Encoder::Text,
+                select_expr: "`name`".into(),
+            }],
+            key_properties: vec![],
+            resume_key: vec![],
+            key_index: None,
+            method: Method::FullTable,
+            replication_key: None,
+            schema: serde_json::json!({}),
+            row_estimate: None,
+        };
+        let mut w = vec![ColumnWarnings::default()];
+        assert!(invalid_text(&plan, &w).is_ok());
+        let mut out = Vec::new();
+        crate::encode::encode_cell(Encoder::Text, Some(&[0xff]), &mut out, &mut w[0]);
+        let e = invalid_text(&plan, &w).unwrap_err().to_string();
+        assert!(e.contains("stream 'db-t' column 'name'"), "{e}");
+    }
 }
