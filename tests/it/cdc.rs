@@ -609,7 +609,6 @@ fn missing_replication_privileges_are_named() {
 
 #[test]
 fn a_killed_replication_connection_resumes_at_the_last_commit() {
-    use std::io::{BufRead, BufReader, Read};
     let _g = lock();
     let db = fresh_db("cdc_kill");
     let mut c = db_conn(&db);
@@ -627,50 +626,25 @@ fn a_killed_replication_connection_resumes_at_the_last_commit() {
         .unwrap();
     }
     let (cfg_f, cat_f, st_f) = (json_file(&cfg), json_file(&catalog), json_file(&state));
-    let mut child = std::process::Command::new(tap_bin())
-        .args([
-            "--config",
-            cfg_f.path().to_str().unwrap(),
-            "--catalog",
-            cat_f.path().to_str().unwrap(),
-            "--state",
-            st_f.path().to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    let mut line = String::new();
-    for _ in 0..20_000 {
-        reader.read_line(&mut line).unwrap();
-        text.push_str(&line);
-        line.clear();
-    }
-    let mut root = root_conn();
-    let ids: Vec<u64> = root
-        .query(format!("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{USER}' AND COMMAND LIKE 'Binlog Dump%'"))
-        .unwrap();
-    assert!(!ids.is_empty(), "the dump connection is running");
-    for id in &ids {
-        let _ = root.query_drop(format!("KILL CONNECTION {id}"));
-    }
-    reader.read_to_string(&mut text).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let args = [
+        "--config",
+        cfg_f.path().to_str().unwrap(),
+        "--catalog",
+        cat_f.path().to_str().unwrap(),
+        "--state",
+        st_f.path().to_str().unwrap(),
+    ];
+    let mut killed = 0;
+    let run = run_with_action(&args, 20_000, |_| {
+        killed = kill_connections("COMMAND LIKE 'Binlog Dump%'");
+    });
+    assert!(killed > 0, "the dump connection was running");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        stderr.contains("replication connection dropped"),
-        "{stderr}"
+        run.stderr.contains("replication connection dropped"),
+        "{}",
+        run.stderr
     );
-    let run = parse_run(text.as_bytes(), stderr, status.code());
     let ids: std::collections::HashSet<i64> = records_of(&run)
         .iter()
         .map(|(_, r)| r["id"].as_i64().unwrap())

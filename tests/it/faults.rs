@@ -2,9 +2,6 @@
 //! with every source row present.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
@@ -22,50 +19,15 @@ fn run_killing(
 ) -> (Run, usize) {
     let cfg_file = json_file(cfg);
     let cat = catalog.map(json_file);
-    let mut cmd = Command::new(tap_bin());
-    cmd.args(["--config", cfg_file.path().to_str().unwrap()]);
+    let mut args = vec!["--config", cfg_file.path().to_str().unwrap()];
     if let Some(c) = &cat {
-        cmd.args(["--catalog", c.path().to_str().unwrap()]);
+        args.extend(["--catalog", c.path().to_str().unwrap()]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    let mut line = String::new();
-    for _ in 0..after_lines {
-        reader.read_line(&mut line).unwrap();
-        text.push_str(&line);
-        line.clear();
-    }
-    let mut root = root_conn();
-    let deadline = Instant::now() + Duration::from_secs(10);
     let mut killed = 0;
-    while killed == 0 && Instant::now() < deadline {
-        let ids: Vec<u64> = root
-            .query(format!(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{USER}' AND INFO LIKE 'SELECT%{table}%'"
-            ))
-            .unwrap();
-        for id in ids {
-            if root.query_drop(format!("KILL CONNECTION {id}")).is_ok() {
-                killed += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    reader.read_to_string(&mut text).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    (parse_run(text.as_bytes(), stderr, status.code()), killed)
+    let run = run_with_action(&args, after_lines, |_| {
+        killed = kill_connections(&format!("INFO LIKE 'SELECT%{table}%'"));
+    });
+    (run, killed)
 }
 
 fn fault_db(hint: &str, rows: u32) -> String {

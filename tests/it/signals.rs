@@ -28,38 +28,19 @@ fn sigterm_writes_a_final_state_covering_only_written_rows() {
     cfg["max_parallel_streams"] = json!(1);
     cfg["state_interval_rows"] = json!(5_000);
     let cfg_file = json_file(&cfg);
-    let mut child = Command::new(tap_bin())
-        .args(["--config", cfg_file.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    let mut line = String::new();
-    for _ in 0..20_000 {
-        reader.read_line(&mut line).unwrap();
-        text.push_str(&line);
-        line.clear();
-    }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    reader.read_to_string(&mut text).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(128 + 15), "{stderr}");
-    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
-    assert!(!stderr.contains("panicked"));
-    assert!(text.ends_with('\n'), "only complete lines");
-    let run = parse_run(text.as_bytes(), stderr, status.code());
+    let run = run_with_action(
+        &["--config", cfg_file.path().to_str().unwrap()],
+        20_000,
+        |pid| {
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+        },
+    );
+    assert_eq!(run.code, Some(128 + 15), "{}", run.stderr);
+    assert!(run.stderr.contains("stopped by SIGTERM"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"));
     let id = format!("{db}-t");
     let emitted: Vec<i64> = run
         .records(&id)

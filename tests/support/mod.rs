@@ -665,3 +665,61 @@ impl CuttingProxy {
         CuttingProxy { port, cut }
     }
 }
+
+/// Runs the tap with `args`, reads `after_lines` lines of its output, calls `action` with the
+/// child's pid (to signal it, kill its connections, stall...), then reads everything else and
+/// waits. Returns the complete lines, stderr and exit code.
+pub fn run_with_action(args: &[&str], after_lines: usize, action: impl FnOnce(u32)) -> Run {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(tap_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tap-mysql");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut stderr_pipe = child.stderr.take().expect("stderr");
+    // Drain stderr on a thread so a chatty tap never blocks on it.
+    let stderr_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut text = String::new();
+    let mut line = String::new();
+    for _ in 0..after_lines {
+        if reader.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        text.push_str(&line);
+        line.clear();
+    }
+    action(child.id());
+    reader.read_to_string(&mut text).expect("read");
+    let status = child.wait().expect("wait");
+    let stderr = stderr_thread.join().unwrap_or_default();
+    // The tap was not killed: every line must be complete (parse_run fails on a partial one).
+    parse_run(text.as_bytes(), stderr, status.code())
+}
+
+/// Kills (KILL CONNECTION) the test user's server connections matching a PROCESSLIST condition,
+/// waiting up to 10 s for one to appear; returns how many were killed.
+pub fn kill_connections(condition: &str) -> usize {
+    let mut root = root_conn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ids: Vec<u64> = root
+            .query(format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{USER}' AND {condition}"
+            ))
+            .expect("processlist");
+        let killed = ids
+            .iter()
+            .filter(|id| root.query_drop(format!("KILL CONNECTION {id}")).is_ok())
+            .count();
+        if killed > 0 || Instant::now() > deadline {
+            return killed;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
