@@ -103,14 +103,8 @@ pub fn read_rows(
     let mut last_checkpoint = Instant::now();
     let mut last_row: Option<Row> = None;
     for row in result.by_ref() {
-        let row = match row {
-            Ok(r) => r,
-            Err(e) if connection_lost(&e) => {
-                // Rows read so far are complete: they are sent, and the caller resumes after them.
-                dropped = Some(Error::mysql(ctx(), e));
-                break;
-            }
-            Err(e) => return Err(Error::mysql(ctx(), e)),
+        let Some(row) = take_row(row, &ctx, &mut dropped)? else {
+            break;
         };
         buf.extend_from_slice(frame.prefix());
         for (i, enc) in encoders.iter().enumerate() {
@@ -155,6 +149,23 @@ impl ReadOutcome {
             warnings: vec![],
             dropped: Some(e),
         }
+    }
+}
+
+/// The next row; None when the connection dropped (recorded in `dropped`: the rows read so far
+/// are complete, they are sent, and the caller resumes after them); an error that cannot heal.
+fn take_row(
+    row: mysql::Result<Row>,
+    ctx: &impl Fn() -> String,
+    dropped: &mut Option<Error>,
+) -> Result<Option<Row>> {
+    match row {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if connection_lost(&e) => {
+            *dropped = Some(Error::mysql(ctx(), e));
+            Ok(None)
+        }
+        Err(e) => Err(Error::mysql(ctx(), e)),
     }
 }
 
@@ -249,14 +260,8 @@ fn read_rows_batch(
     let mut rows = 0u64;
     let mut last_row: Option<Row> = None;
     for row in result.by_ref() {
-        let row = match row {
-            Ok(r) => r,
-            Err(e) if connection_lost(&e) => {
-                // Rows read so far are complete: they are sent, and the caller resumes after them.
-                dropped = Some(Error::mysql(ctx(), e));
-                break;
-            }
-            Err(e) => return Err(Error::mysql(ctx(), e)),
+        let Some(row) = take_row(row, &ctx, &mut dropped)? else {
+            break;
         };
         sink.append(&row, &mut warnings)?;
         rows += 1;
