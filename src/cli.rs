@@ -42,6 +42,10 @@ pub struct Cli {
     #[arg(long)]
     pub about: bool,
 
+    /// Only warnings and errors on stderr (overrides log_level).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
     /// Format of --about.
     #[arg(long, value_enum, default_value = "json", requires = "about")]
     pub format: AboutFormat,

@@ -309,6 +309,10 @@ pub struct Config {
     pub snapshot_lock_timeout_s: u64,
     /// BATCH messages instead of RECORDs, when set.
     pub batch: Option<BatchConfig>,
+    /// Seconds between progress lines.
+    pub progress_interval_s: u64,
+    /// Log lines as JSON objects.
+    pub log_json: bool,
     /// Log level.
     pub log_level: log::LevelFilter,
 }
@@ -423,6 +427,16 @@ impl Config {
                     Some(BatchConfig::parse(&v)?)
                 }
                 Some(v) => Some(BatchConfig::parse(v)?),
+            },
+            progress_interval_s: r.int("progress_interval_s", 1, 86_400)?.unwrap_or(15) as u64,
+            log_json: match r.string("log_format")?.as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(Error::usage(format!(
+                        "config: 'log_format' must be \"text\" or \"json\" (got {other:?})"
+                    )))
+                }
             },
             log_level,
         })

@@ -9,6 +9,7 @@ struct StderrLogger;
 
 static LOGGER: StderrLogger = StderrLogger;
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+static JSON: AtomicBool = AtomicBool::new(false);
 
 impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
@@ -30,16 +31,25 @@ impl log::Log for StderrLogger {
             log::Level::Debug => "DEBUG",
             log::Level::Trace => "TRACE",
         };
-        let line = format!(
-            "{} {level} {}\n",
-            crate::singer::time::now_rfc3339_millis(),
-            record.args()
-        );
+        let time = crate::singer::time::now_rfc3339_millis();
+        let line = if JSON.load(Ordering::Relaxed) {
+            let mut l = serde_json::json!({"time": time, "level": level, "message": record.args().to_string()})
+                .to_string();
+            l.push('\n');
+            l
+        } else {
+            format!("{time} {level} {}\n", record.args())
+        };
         // A closed stderr is not worth dying for.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
+}
+
+/// Switches log lines to JSON objects (`log_format: json`).
+pub fn set_json(on: bool) {
+    JSON.store(on, Ordering::Relaxed);
 }
 
 /// Installs the stderr logger once; later calls only change the level.

@@ -30,7 +30,12 @@ pub fn run(cli: &Cli) -> Result<()> {
         ));
     }
     let config = Config::load(&cli.config, std::env::vars())?;
-    crate::logging::init(config.log_level);
+    crate::logging::set_json(config.log_json);
+    crate::logging::init(if cli.quiet {
+        log::LevelFilter::Warn
+    } else {
+        config.log_level
+    });
     if cli.discover {
         // Meltano passes --state and --catalog along with --discover: accepted and ignored.
         return discover_to_stdout(&config);

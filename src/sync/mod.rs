@@ -18,11 +18,12 @@ pub mod full_table;
 pub mod incremental;
 pub mod output;
 pub mod plan;
+pub mod progress;
 pub mod rows;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use mysql::Conn;
 use serde_json::{Map, Value};
@@ -67,7 +68,6 @@ struct StreamRun<'a> {
     bookmark: Map<String, Value>,
     full: Option<FullTable<'a>>,
     chunks_left: AtomicUsize,
-    started: Instant,
     rows: AtomicUsize,
 }
 
@@ -213,7 +213,6 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
             bookmark,
             full,
             chunks_left: AtomicUsize::new(0),
-            started: Instant::now(),
             rows: AtomicUsize::new(0),
         });
     }
@@ -224,6 +223,12 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         interval: Duration::from_secs(config.state_interval_s),
     };
     let (out, writer) = Writer::spawn(sink, state);
+    let progress = std::sync::Arc::new(progress::Progress::default());
+    let stop_reporter = std::sync::Arc::new(AtomicBool::new(false));
+    let reporter = progress.spawn_reporter(
+        Duration::from_secs(config.progress_interval_s),
+        stop_reporter.clone(),
+    );
     let ctx = RunCtx {
         runs: &runs,
         out: &out,
@@ -234,6 +239,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         batch: config.batch.as_ref(),
         connector: &connector,
         reconnects: config.connect_retries,
+        progress: &progress,
     };
 
     // Build the job queue, biggest first; chunked streams announce themselves now.
@@ -243,6 +249,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         let run = &runs[i];
         match (chunks, &run.full) {
             (Some(chunks), Some(ft)) => {
+                progress.start(&run.plan.stream_id, run.plan.row_estimate);
                 if let Err(e) = announce_chunked(run, ft, &chunks, &out) {
                     result = Err(e);
                     break;
@@ -327,6 +334,10 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     }
     drop(out);
     drop(conns);
+    stop_reporter.store(true, Ordering::Relaxed);
+    if let Some(r) = reporter {
+        let _ = r.join();
+    }
     let written = writer.finish();
     // A writer failure (e.g. a closed pipe) is the cause of any worker error that follows it.
     match (written, result) {
@@ -346,6 +357,7 @@ struct RunCtx<'r, 'a> {
     batch: Option<&'r crate::config::BatchConfig>,
     connector: &'r Connector,
     reconnects: u32,
+    progress: &'r progress::Progress,
 }
 
 impl RunCtx<'_, '_> {
@@ -358,6 +370,7 @@ impl RunCtx<'_, '_> {
             batch: self.batch,
             connector: self.connector,
             reconnects: self.reconnects,
+            progress: self.progress,
         }
     }
 }
@@ -410,7 +423,7 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
                 plan.columns.len(),
                 plan.row_estimate.map_or("?".to_string(), |n| n.to_string())
             );
-            let started = Instant::now();
+            ctx.progress.start(&plan.stream_id, plan.row_estimate);
             let rows = match (&run.full, plan.method) {
                 (Some(ft), _) => {
                     ft.start(ctx.out, None)?;
@@ -428,7 +441,7 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
                     )))
                 }
             };
-            log_done(plan, rows, started);
+            ctx.progress.finish(&plan.stream_id, rows);
         }
         Job::Chunk(i, work) => {
             let run = &ctx.runs[*i];
@@ -440,7 +453,7 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
             // The last chunk to finish closes the stream, after every chunk's rows were sent.
             if run.chunks_left.fetch_sub(1, Ordering::SeqCst) == 1 {
                 ft.finish(ctx.out)?;
-                log_done(run.plan, total as u64, run.started);
+                ctx.progress.finish(&run.plan.stream_id, total as u64);
             }
         }
     }
@@ -464,15 +477,6 @@ fn announce_chunked(
             .map_or("?".to_string(), |n| n.to_string())
     );
     ft.start(out, Some(chunks))
-}
-
-fn log_done(plan: &StreamPlan, rows: u64, started: Instant) {
-    let secs = started.elapsed().as_secs_f64();
-    log::info!(
-        "stream '{}': {rows} rows in {secs:.2} s ({:.0} rows/s)",
-        plan.stream_id,
-        rows as f64 / secs.max(1e-9)
-    );
 }
 
 /// Whether a stream is (still) in a full table load: FULL_TABLE always, LOG_BASED until its

@@ -43,6 +43,8 @@ pub struct Emit<'a> {
     pub connector: &'a crate::source::connect::Connector,
     /// Reconnections allowed in a row without a row read in between.
     pub reconnects: u32,
+    /// Live row counters for progress lines.
+    pub progress: &'a super::progress::Progress,
     /// BATCH files instead of RECORD messages, when configured.
     pub batch: Option<&'a BatchConfig>,
 }
@@ -118,6 +120,7 @@ pub fn read_rows(
             || (rows.is_multiple_of(1024) && last_checkpoint.elapsed() >= cadence.interval);
         if rows.is_multiple_of(1024) {
             stop_check(cancel)?;
+            emit.progress.add(&plan.stream_id, 1024);
         }
         if buf.len() >= BUFFER_BYTES || due {
             invalid_text(plan, &warnings)?;
@@ -267,6 +270,7 @@ fn read_rows_batch(
         rows += 1;
         if rows.is_multiple_of(1024) {
             stop_check(emit.cancel)?;
+            emit.progress.add(&plan.stream_id, 1024);
         }
         if sink.full() {
             invalid_text(plan, &warnings)?;

@@ -249,3 +249,52 @@ fn readme_config_reference_matches_the_schema() {
         "README settings table is stale: run scripts/update-readme-settings"
     );
 }
+
+#[test]
+fn progress_metrics_json_logs_and_quiet() {
+    use mysql::prelude::Queryable;
+    let db = fresh_db("progress");
+    db_conn(&db)
+        .query_drop(
+            "CREATE TABLE t (id int primary key); INSERT INTO t SELECT seq FROM seq_1_to_3000",
+        )
+        .unwrap();
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
+    let f = json_file(&cfg);
+    let out = run_tap(&["--config", f.path().to_str().unwrap()], &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let id = format!("{db}-t");
+    assert!(
+        err.contains(&format!(
+            "stream '{id}': starting FULL_TABLE sync of 1 columns"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("stream '{id}': done, 3000 rows in")),
+        "{err}"
+    );
+    let metric = format!(
+        r#"METRIC: {{"type":"counter","metric":"record_count","value":3000,"tags":{{"endpoint":"{id}"}}}}"#
+    );
+    assert!(err.contains(&metric), "{err}");
+    assert!(err.contains(r#""metric":"job_duration""#), "{err}");
+    // JSON log lines, one object each.
+    cfg["log_format"] = json!("json");
+    let f = json_file(&cfg);
+    let out = run_tap(&["--config", f.path().to_str().unwrap()], &[]);
+    for line in stderr_of(&out).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(
+            v["time"].is_string() && v["level"].is_string() && v["message"].is_string(),
+            "{v}"
+        );
+    }
+    // --quiet: nothing below WARNING.
+    let out = run_tap(&["--config", f.path().to_str().unwrap(), "--quiet"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr_of(&out).is_empty(), "{}", stderr_of(&out));
+}

@@ -1,0 +1,128 @@
+//! Progress on stderr: a line per stream at its start (method, estimate, resume point, from the
+//! readers), periodic progress (rows, rows/s, share of the estimate, ETA) at a readable cadence,
+//! and at each stream's end a summary plus the Singer METRIC lines other taps print
+//! (`record_count`, `job_duration`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Live counters of one stream.
+pub struct StreamProgress {
+    /// Rows read so far.
+    pub rows: AtomicU64,
+    /// Optimizer estimate of the total, when known.
+    pub estimate: Option<u64>,
+    started: Instant,
+    done: AtomicBool,
+}
+
+/// Every stream's counters, and the reporter thread.
+#[derive(Default)]
+pub struct Progress {
+    streams: Mutex<BTreeMap<String, Arc<StreamProgress>>>,
+}
+
+impl Progress {
+    /// Registers a stream about to be read.
+    pub fn start(&self, stream: &str, estimate: Option<u64>) -> Arc<StreamProgress> {
+        let p = Arc::new(StreamProgress {
+            rows: AtomicU64::new(0),
+            estimate,
+            started: Instant::now(),
+            done: AtomicBool::new(false),
+        });
+        if let Ok(mut m) = self.streams.lock() {
+            m.entry(stream.to_string())
+                .or_insert_with(|| p.clone())
+                .clone()
+        } else {
+            p
+        }
+    }
+
+    /// Adds rows to a stream's counter.
+    pub fn add(&self, stream: &str, rows: u64) {
+        if let Some(p) = self
+            .streams
+            .lock()
+            .ok()
+            .and_then(|m| m.get(stream).cloned())
+        {
+            p.rows.fetch_add(rows, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks a stream finished and logs its summary and METRIC lines.
+    pub fn finish(&self, stream: &str, rows: u64) {
+        let Some(p) = self
+            .streams
+            .lock()
+            .ok()
+            .and_then(|m| m.get(stream).cloned())
+        else {
+            return;
+        };
+        p.done.store(true, Ordering::Relaxed);
+        let secs = p.started.elapsed().as_secs_f64();
+        log::info!(
+            "stream '{stream}': done, {rows} rows in {secs:.2} s ({:.0} rows/s)",
+            rows as f64 / secs.max(1e-9)
+        );
+        log::info!(
+            "METRIC: {}",
+            serde_json::json!({"type": "counter", "metric": "record_count", "value": rows, "tags": {"endpoint": stream}})
+        );
+        log::info!(
+            "METRIC: {}",
+            serde_json::json!({"type": "timer", "metric": "job_duration", "value": (secs * 1000.0).round() / 1000.0,
+                               "tags": {"job_type": "sync", "endpoint": stream, "status": "succeeded"}})
+        );
+    }
+
+    /// One line per stream still running.
+    fn report(&self) {
+        let Ok(m) = self.streams.lock() else { return };
+        for (stream, p) in m.iter().filter(|(_, p)| !p.done.load(Ordering::Relaxed)) {
+            let rows = p.rows.load(Ordering::Relaxed);
+            let secs = p.started.elapsed().as_secs_f64().max(1e-9);
+            let rate = rows as f64 / secs;
+            let share = match p.estimate.filter(|e| *e > 0) {
+                Some(e) => {
+                    let pct = rows as f64 * 100.0 / e as f64;
+                    let eta = if rate > 0.0 && e > rows {
+                        format!(", ETA {:.0} s", (e - rows) as f64 / rate)
+                    } else {
+                        String::new()
+                    };
+                    format!(" ({pct:.0}% of about {e}{eta})")
+                }
+                None => String::new(),
+            };
+            log::info!("stream '{stream}': {rows} rows{share}, {rate:.0} rows/s");
+        }
+    }
+
+    /// Reports every `every` until `stop` is set; returns the thread handle.
+    pub fn spawn_reporter(
+        self: &Arc<Self>,
+        every: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> Option<std::thread::JoinHandle<()>> {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if last.elapsed() >= every {
+                        me.report();
+                        last = Instant::now();
+                    }
+                }
+            })
+            .ok()
+    }
+}
