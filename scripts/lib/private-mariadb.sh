@@ -28,7 +28,7 @@ private_mariadb_start() {
     --log-bin="$work/binlog" --binlog-format=ROW --binlog-row-image=FULL --server-id=1 \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
     --innodb-flush-log-at-trx-commit=0 --sync-binlog=0 \
-    "${user_opt[@]}" "$@" &
+    "${user_opt[@]}" "$@" 2>>"$work/startup.log" &
   PRIVATE_PID=$!
   for _ in $(seq 1 300); do
     mariadb --no-defaults -S "$PRIVATE_SOCKET" -uroot -e 'SELECT 1' >/dev/null 2>&1 && return 0
