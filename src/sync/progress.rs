@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct StreamProgress {
     /// Rows read so far.
     pub rows: AtomicU64,
+    /// Bytes of Singer messages produced so far (RECORD mode).
+    pub bytes: AtomicU64,
     /// Optimizer estimate of the total, when known.
     pub estimate: Option<u64>,
     started: Instant,
@@ -29,6 +31,7 @@ impl Progress {
     pub fn start(&self, stream: &str, estimate: Option<u64>) -> Arc<StreamProgress> {
         let p = Arc::new(StreamProgress {
             rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             estimate,
             started: Instant::now(),
             done: AtomicBool::new(false),
@@ -54,6 +57,18 @@ impl Progress {
         }
     }
 
+    /// Adds message bytes to a stream's counter.
+    pub fn add_bytes(&self, stream: &str, bytes: u64) {
+        if let Some(p) = self
+            .streams
+            .lock()
+            .ok()
+            .and_then(|m| m.get(stream).cloned())
+        {
+            p.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
     /// Marks a stream finished and logs its summary and METRIC lines.
     pub fn finish(&self, stream: &str, rows: u64) {
         let Some(p) = self
@@ -66,8 +81,14 @@ impl Progress {
         };
         p.done.store(true, Ordering::Relaxed);
         let secs = p.started.elapsed().as_secs_f64();
+        let bytes = p.bytes.load(Ordering::Relaxed);
+        let size = if bytes > 0 {
+            format!(", {:.1} MB of messages", bytes as f64 / 1e6)
+        } else {
+            String::new()
+        };
         log::info!(
-            "stream '{stream}': done, {rows} rows in {secs:.2} s ({:.0} rows/s)",
+            "stream '{stream}': done, {rows} rows in {secs:.2} s ({:.0} rows/s{size})",
             rows as f64 / secs.max(1e-9)
         );
         log::info!(

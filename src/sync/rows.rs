@@ -124,6 +124,7 @@ pub fn read_rows(
         }
         if buf.len() >= BUFFER_BYTES || due {
             invalid_text(plan, &warnings)?;
+            emit.progress.add_bytes(&plan.stream_id, buf.len() as u64);
             out.send(std::mem::replace(&mut buf, out.buffer()))?;
         }
         if due {
@@ -134,6 +135,7 @@ pub fn read_rows(
         last_row = Some(row);
     }
     invalid_text(plan, &warnings)?;
+    emit.progress.add_bytes(&plan.stream_id, buf.len() as u64);
     out.send(buf)?;
     report(plan, &warnings);
     Ok(ReadOutcome {
