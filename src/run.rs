@@ -51,7 +51,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Some(path) => State::load(path)?,
         None => State::default(),
     };
-    crate::sync::sync(&config, catalog.as_ref(), state).map(|_| ())
+    crate::sync::sync(&config, catalog.as_ref(), state)
 }
 
 /// Reads a catalog file (`--catalog` or `--properties`).

@@ -255,7 +255,10 @@ fn unpad(b: &[u8]) -> &str {
     let s = text(b);
     let (neg, body) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
     let t = body.trim_start_matches('0');
-    let t = if t.is_empty() || t.starts_with('.') {
+    let t = if body.is_empty() {
+        body
+    } else if t.is_empty() || t.starts_with('.') {
+        // keep one zero: `0000` -> `0`, `000.5` -> `0.5`
         &body[body.len() - t.len() - 1..]
     } else {
         t
@@ -423,6 +426,7 @@ mod tests {
         assert_eq!(unpad(b"0042"), "42");
         assert_eq!(unpad(b"0000"), "0");
         assert_eq!(unpad(b"0.5"), "0.5");
+        assert_eq!(unpad(b""), "", "no panic on an empty cell");
     }
 
     #[test]

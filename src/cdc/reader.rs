@@ -402,6 +402,7 @@ pub fn run(
     let mut buf = out.buffer();
     let mut rows_total = 0u64;
     let mut last_commit: Option<Position> = None;
+    let mut last_seen: Option<Position> = None;
 
     while let Some(event) = binlog.next() {
         if let Some(sig) = crate::interrupt::requested() {
@@ -440,6 +441,9 @@ pub fn run(
             file: file.clone(),
             pos: header.log_pos() as u64,
         };
+        if pos.pos > 0 {
+            last_seen = Some(pos.clone());
+        }
         let raw_type = header.event_type_raw();
         match raw_type {
             mariadb::GTID => {
@@ -451,20 +455,27 @@ pub fn run(
                 in_txn = g.flags & mariadb::FL_STANDALONE == 0;
                 continue;
             }
-            mariadb::GTID_LIST | mariadb::BINLOG_CHECKPOINT | mariadb::ANNOTATE_ROWS | mariadb::START_ENCRYPTION => continue,
-            165..=174 => {
-                return Err(Error::runtime(
-                    "binlog: the server writes compressed binlog events (log_bin_compress=ON): LOG_BASED cannot read them; turn log_bin_compress off",
-                ))
+            mariadb::GTID_LIST
+            | mariadb::BINLOG_CHECKPOINT
+            | mariadb::ANNOTATE_ROWS
+            | mariadb::START_ENCRYPTION => continue,
+            raw => {
+                if let Some(why) = refused_event(raw) {
+                    return Err(Error::runtime(format!(
+                        "binlog {}:{}: {why}",
+                        pos.file, pos.pos
+                    )));
+                }
             }
-            _ => {}
         }
         let Ok(event_type) = header.event_type() else {
             continue;
         };
         match event_type {
             EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
-                if let (GtidTracker::Mysql(set), Ok(Some(EventData::GtidEvent(g)))) = (&mut gtid, event.read_data()) {
+                if let (GtidTracker::Mysql(set), Ok(Some(EventData::GtidEvent(g)))) =
+                    (&mut gtid, event.read_data())
+                {
                     let tag = g.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
                     set.add(&super::values::uuid_text(&g.sid()), &tag, g.gno());
                 }
@@ -484,11 +495,6 @@ pub fn run(
                     .ok_or_else(|| Error::runtime("binlog: truncated rotate event"))?;
                 file = String::from_utf8_lossy(name).into_owned();
                 continue;
-            }
-            EventType::TRANSACTION_PAYLOAD_EVENT => {
-                return Err(Error::runtime(
-                    "binlog: compressed transactions (binlog_transaction_compression=ON) are not supported yet: turn it off for LOG_BASED",
-                ))
             }
             EventType::QUERY_EVENT => {
                 if let Ok(Some(EventData::QueryEvent(q))) = event.read_data() {
@@ -510,13 +516,18 @@ pub fn run(
                             out.send(std::mem::replace(&mut buf, out.buffer()))?;
                             let conn = match schema_conn.as_mut() {
                                 Some(c) => c,
-                                None => schema_conn.insert(connector.connect("binlog schema changes")?),
+                                None => {
+                                    schema_conn.insert(connector.connect("binlog schema changes")?)
+                                }
                             };
                             for i in affected {
                                 follow_ddl(&mut streams[i], trimmed, &default_db);
                                 if refresh_schema(conn, server, types, &mut streams[i], out)? {
                                     frames[i] = frame_of(&streams[i], time_extracted);
-                                    warnings[i] = vec![ColumnWarnings::default(); streams[i].plan.columns.len()];
+                                    warnings[i] = vec![
+                                        ColumnWarnings::default();
+                                        streams[i].plan.columns.len()
+                                    ];
                                     log::info!(
                                         "stream '{}': schema change at binlog {}:{} ({}): new SCHEMA sent",
                                         streams[i].plan.stream_id, pos.file, pos.pos,
@@ -541,14 +552,28 @@ pub fn run(
             | EventType::DELETE_ROWS_EVENT_V1
             | EventType::PARTIAL_UPDATE_ROWS_EVENT => {
                 let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
-                    return Err(Error::runtime(format!("binlog {}:{}: unreadable rows event", pos.file, pos.pos)));
+                    return Err(Error::runtime(format!(
+                        "binlog {}:{}: unreadable rows event",
+                        pos.file, pos.pos
+                    )));
                 };
                 let Some(tme) = binlog.get_tme(rows.table_id()) else {
-                    return Err(Error::runtime(format!("binlog {}:{}: rows event without its table map", pos.file, pos.pos)));
+                    return Err(Error::runtime(format!(
+                        "binlog {}:{}: rows event without its table map",
+                        pos.file, pos.pos
+                    )));
                 };
-                let key = (tme.database_name().into_owned(), tme.table_name().into_owned());
-                let Some(&idx) = by_table.get(&key) else { continue };
-                if starts[idx].as_ref().is_some_and(|s| pos.cmp(s) != std::cmp::Ordering::Greater) {
+                let key = (
+                    tme.database_name().into_owned(),
+                    tme.table_name().into_owned(),
+                );
+                let Some(&idx) = by_table.get(&key) else {
+                    continue;
+                };
+                if starts[idx]
+                    .as_ref()
+                    .is_some_and(|s| pos.cmp(s) != std::cmp::Ordering::Greater)
+                {
                     continue; // this stream's bookmark already covers the transaction
                 }
                 let s = &streams[idx];
@@ -560,7 +585,9 @@ pub fn run(
                     _ => None,
                 };
                 for row in rows.rows(tme) {
-                    let (before, after) = row.map_err(|e| Error::runtime(format!("binlog {}:{}: {e}", pos.file, pos.pos)))?;
+                    let (before, after) = row.map_err(|e| {
+                        Error::runtime(format!("binlog {}:{}: {e}", pos.file, pos.pos))
+                    })?;
                     let image = if deleted_at.is_some() { before } else { after };
                     let Some(image) = image else { continue };
                     let frame = &frames[idx];
@@ -577,7 +604,12 @@ pub fn run(
                             })?,
                             None => None,
                         };
-                        encode_cell(s.plan.columns[ci].encoder, bytes.as_deref(), &mut buf, &mut warnings[idx][ci]);
+                        encode_cell(
+                            s.plan.columns[ci].encoder,
+                            bytes.as_deref(),
+                            &mut buf,
+                            &mut warnings[idx][ci],
+                        );
                     }
                     buf.extend_from_slice(frame.key(s.decodings.len()));
                     match &deleted_at {
@@ -599,6 +631,21 @@ pub fn run(
             break;
         }
     }
+    // Only a stream read through to the end position, at a transaction boundary, may move the
+    // bookmarks there; otherwise the rows of an unfinished transaction are not sent.
+    let complete = !in_txn
+        && last_seen
+            .as_ref()
+            .is_some_and(|p| p.cmp(&end_pos) != std::cmp::Ordering::Less);
+    if !complete {
+        return Err(Error::runtime(format!(
+            "binlog: the server ended the stream at {} before {}:{}{}; the bookmarks stay at the last complete transaction: run again",
+            last_seen.map_or("its start".to_string(), |p| format!("{}:{}", p.file, p.pos)),
+            end_pos.file,
+            end_pos.pos,
+            if in_txn { ", inside a transaction" } else { "" }
+        )));
+    }
     out.send(buf)?;
     for (s, w) in streams.iter().zip(&warnings) {
         for (c, w) in s.plan.columns.iter().zip(w) {
@@ -618,13 +665,21 @@ pub fn run(
         end_pos.pos
     );
     // Every stream, changed or idle, moves to the end: the transactions up to it are done.
-    let reached = last_commit.filter(|p| p.cmp(&end_pos) == std::cmp::Ordering::Less);
-    if reached.is_some() && in_txn {
-        return Err(Error::runtime(
-            "binlog: the stream ended inside a transaction",
-        ));
-    }
     finish(streams, out, &end, gtid.text())
+}
+
+/// Events the reader refuses rather than skip (their rows would be lost): compressed
+/// transactions (MySQL) and compressed events (MariaDB `log_bin_compress`).
+pub fn refused_event(raw_type: u8) -> Option<&'static str> {
+    match raw_type {
+        40 => Some(
+            "compressed transactions (binlog_transaction_compression=ON) cannot be read yet: turn it off for LOG_BASED",
+        ),
+        165..=174 => Some(
+            "the server writes compressed binlog events (log_bin_compress=ON): LOG_BASED cannot read them; turn log_bin_compress off",
+        ),
+        _ => None,
+    }
 }
 
 /// A LOG_BASED stream's SCHEMA (its plan's schema already has `_sdc_deleted_at`).

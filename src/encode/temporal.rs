@@ -70,6 +70,9 @@ pub fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
 /// into MySQL's `YYYY-MM-DD HH:MM:SS[.f]`, for comparisons in SQL. Only UTC offsets are accepted.
 pub fn rfc3339_to_mysql(s: &str) -> Option<String> {
     let t = s.trim();
+    if !t.is_ascii() {
+        return None; // and byte offsets below stay on character boundaries
+    }
     let body = t
         .strip_suffix("+00:00")
         .or_else(|| t.strip_suffix('Z'))
@@ -141,5 +144,10 @@ mod tests {
         );
         assert_eq!(rfc3339_to_mysql("2024-01-02T03:04:05+02:00"), None);
         assert_eq!(rfc3339_to_mysql("x'; DROP"), None);
+        assert_eq!(
+            rfc3339_to_mysql("2024-01-0é 00:00:00"),
+            None,
+            "no panic on non-ASCII state"
+        );
     }
 }

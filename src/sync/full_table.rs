@@ -122,11 +122,6 @@ impl<'a> FullTable<'a> {
         })
     }
 
-    /// The table version of this sync.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
     /// Whether the table can be resumed (and chunked) by key.
     pub fn resumable(&self) -> bool {
         !self.key_cols.is_empty()

@@ -42,15 +42,8 @@ use output::{OutputSender, Writer};
 use plan::{Method, StreamPlan};
 use rows::{Cadence, Emit};
 
-/// What a finished sync reports.
-#[derive(Debug, Default)]
-pub struct SyncSummary {
-    /// Binlog coordinates of the snapshot all workers read.
-    pub coords: Option<BinlogCoords>,
-}
-
 /// Runs a sync of `catalog` (every table when None) from `state`, writing to stdout.
-pub fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<SyncSummary> {
+pub fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
     sync_to(config, catalog, state, std::io::stdout())
 }
 
@@ -77,7 +70,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     catalog: Option<&Catalog>,
     state: State,
     sink: W,
-) -> Result<SyncSummary> {
+) -> Result<()> {
     if let Some(b) = &config.batch {
         crate::batch::prepare_root(b)?;
     }
@@ -343,7 +336,7 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     match (written, result) {
         (Err(w), _) => Err(w),
         (Ok(_), Err(e)) => Err(e),
-        (Ok(_), Ok(())) => Ok(SyncSummary { coords }),
+        (Ok(_), Ok(())) => Ok(()),
     }
 }
 

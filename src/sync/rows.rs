@@ -55,8 +55,6 @@ pub struct ReadOutcome {
     pub rows: u64,
     /// The last row read (for the final bookmark).
     pub last_row: Option<Row>,
-    /// Per-column warnings.
-    pub warnings: Vec<ColumnWarnings>,
     /// The connection dropped after `rows` rows (all of them sent): resume after `last_row`.
     pub dropped: Option<Error>,
 }
@@ -141,7 +139,6 @@ pub fn read_rows(
     Ok(ReadOutcome {
         rows,
         last_row,
-        warnings,
         dropped,
     })
 }
@@ -151,7 +148,6 @@ impl ReadOutcome {
         ReadOutcome {
             rows: 0,
             last_row: None,
-            warnings: vec![],
             dropped: Some(e),
         }
     }
@@ -291,7 +287,6 @@ fn read_rows_batch(
     Ok(ReadOutcome {
         rows,
         last_row,
-        warnings,
         dropped,
     })
 }

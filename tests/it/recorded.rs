@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use mysql_common::binlog::consts::{BinlogVersion, EventType};
+use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::events::{EventData, RowsEventData};
 use mysql_common::binlog::BinlogFile;
 use tap_mysql::catalog::types::ColumnKind;
@@ -144,17 +144,32 @@ fn truncated_recordings_end_without_panic_and_are_detectable() {
 }
 
 #[test]
-fn compressed_transactions_are_recognised() {
-    // The reader refuses TRANSACTION_PAYLOAD_EVENT with a clear error rather than skipping it.
+fn compressed_transactions_are_refused_not_skipped() {
     let Some(evs) = events("transaction_compression.000001") else {
         return;
     };
-    let payloads = evs
+    let refused = evs
         .iter()
         .filter_map(|e| e.as_ref().ok())
-        .filter(|e| e.header().event_type() == Ok(EventType::TRANSACTION_PAYLOAD_EVENT))
-        .count();
-    assert!(payloads > 0);
+        .filter_map(|e| tap_mysql::cdc::reader::refused_event(e.header().event_type_raw()))
+        .collect::<Vec<_>>();
+    assert!(
+        !refused.is_empty(),
+        "the recording's compressed payloads are refused"
+    );
+    assert!(
+        refused[0].contains("binlog_transaction_compression"),
+        "{}",
+        refused[0]
+    );
+    // Ordinary events of an uncompressed recording are not refused.
+    let Some(plain) = events("binlog_transaction.000001") else {
+        return;
+    };
+    assert!(plain
+        .iter()
+        .filter_map(|e| e.as_ref().ok())
+        .all(|e| tap_mysql::cdc::reader::refused_event(e.header().event_type_raw()).is_none()));
 }
 
 #[test]
