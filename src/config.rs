@@ -287,6 +287,8 @@ pub struct Config {
     pub server_id: Option<u32>,
     /// Use GTIDs for LOG_BASED positions.
     pub use_gtid: bool,
+    /// Re-snapshot a LOG_BASED table that can no longer be followed (else fail).
+    pub auto_resnapshot: bool,
     /// Forced flavor.
     pub engine: Option<Flavor>,
     /// TCP connect timeout.
@@ -394,6 +396,7 @@ impl Config {
             session_sqls: r.string_array("session_sqls")?,
             server_id: r.int("server_id", 1, u32::MAX as i64)?.map(|v| v as u32),
             use_gtid: r.boolean("use_gtid")?.unwrap_or(false),
+            auto_resnapshot: r.boolean("auto_resnapshot")?.unwrap_or(true),
             engine,
             connect_timeout: Duration::from_secs(
                 r.int("connect_timeout_s", 1, 3600)?.unwrap_or(30) as u64,

@@ -1,87 +1,358 @@
-//! Following a table's column order through ALTER TABLE statements in the binlog, for servers
-//! that write no column names into it (MariaDB's NO_LOG and MySQL's MINIMAL row metadata, the
-//! defaults). The model is the list of column names in order; row events are mapped with it.
+//! What a DDL statement in the binlog does to which tables, worked out from the statement
+//! itself (never by substring), and how a table's column order follows ALTER TABLE.
 //!
-//! Understood clauses: ADD [COLUMN] (one or a parenthesised list, with FIRST/AFTER), DROP
-//! [COLUMN], CHANGE [COLUMN] old new ..., MODIFY [COLUMN] ..., RENAME COLUMN a TO b, each with
-//! optional IF [NOT] EXISTS. Index, key, constraint, partition and table options do not change
-//! the column order and are skipped. Anything else about columns makes the model unknown, and
-//! the reader then refuses to guess.
+//! `changes` names every table a statement changes, resolved against the event's default
+//! database: backquoted and qualified names, comments before and inside the statement (MySQL's
+//! `/*! ... */` and MariaDB's `/*M! ... */` executable comments are read as statement text),
+//! `RENAME TABLE a TO b, c TO a` (pairs applied in order), `ALTER TABLE … RENAME TO`,
+//! `CREATE TABLE x LIKE y` and `CREATE TABLE x … SELECT … FROM y` (only x changes),
+//! `DROP TABLE IF EXISTS a, b`, `DROP DATABASE`, `TRUNCATE`. Temporary tables never change a
+//! real table. A statement that names no table (or only other tables) changes nothing.
+//!
+//! `apply` follows a table's column order through ALTER TABLE clauses, for servers that write
+//! no column names into the binlog (MariaDB's NO_LOG and MySQL's MINIMAL row metadata, the
+//! defaults). Understood clauses: ADD [COLUMN] (one or a parenthesised list, with
+//! FIRST/AFTER), DROP [COLUMN], CHANGE [COLUMN] old new ..., MODIFY [COLUMN] ..., RENAME COLUMN
+//! a TO b, each with optional IF [NOT] EXISTS. Index, key, constraint, partitioning and table
+//! options do not change the column order and are skipped. Anything else about columns makes
+//! the model unknown, and the reader then refuses to guess.
 
-/// The outcome of applying a statement.
+/// The outcome of applying ALTER TABLE clauses to a column order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
-    /// The statement does not concern this table's columns.
-    NotForTable,
-    /// The model was updated.
+    /// The model was updated (or the clauses keep the column order).
     Updated,
-    /// The statement changes the table in a way the model cannot follow.
+    /// A clause changes the columns in a way the model cannot follow.
     Unknown,
 }
 
-/// Tokens of a DDL statement: identifiers/keywords (unquoted, case kept), quoted identifiers,
-/// punctuation; string literals are skipped.
+/// What a statement changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One table.
+    Table {
+        /// Its database (the event's default database when the statement does not name one).
+        db: String,
+        /// Its name as written.
+        table: String,
+    },
+    /// Every table of a database (`DROP DATABASE`).
+    Database(String),
+}
+
+impl Target {
+    /// Whether this is `db`.`table` (names compared exactly, or ignoring case when the server
+    /// folds table names: `lower_case_table_names` > 0).
+    pub fn is(&self, db: &str, table: &str, fold_case: bool) -> bool {
+        let same = |a: &str, b: &str| {
+            if fold_case {
+                a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
+            } else {
+                a == b
+            }
+        };
+        match self {
+            Target::Table { db: d, table: t } => same(d, db) && same(t, table),
+            Target::Database(d) => same(d, db),
+        }
+    }
+}
+
+/// What a statement does to one table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// ALTER TABLE without a rename or a partition data operation: its clauses (tokens), for
+    /// `apply`.
+    Altered(Vec<Vec<String>>),
+    /// TRUNCATE: every row is gone, with no row events.
+    Truncated,
+    /// DROP TABLE, DROP DATABASE, or renamed to another name: no table of this name is left.
+    Dropped,
+    /// A new table now has this name (CREATE, CREATE OR REPLACE, renamed into this name): its
+    /// rows are not the ones followed so far. `if_not_exists`: CREATE TABLE IF NOT EXISTS, which
+    /// changes nothing when the table exists.
+    Replaced {
+        /// `CREATE TABLE IF NOT EXISTS`.
+        if_not_exists: bool,
+    },
+    /// Rows changed without row events (partitions dropped, truncated, exchanged or converted,
+    /// a tablespace imported).
+    RowsRewritten,
+}
+
+/// The tables `sql` (run with `default_db` as the current database) changes, and how. A table
+/// appears at most once, with its final change.
+pub fn changes(sql: &str, default_db: &str) -> Vec<(Target, Change)> {
+    let toks = tokens(sql);
+    let mut out: Vec<(Target, Change)> = Vec::new();
+    let mut i;
+    let word = |i: usize| toks.get(i).filter(|t| !t.starts_with('`'));
+    match word(0).map(|w| w.to_ascii_uppercase()).as_deref() {
+        Some("ALTER") => {
+            i = 1;
+            while kw(toks.get(i), "ONLINE") || kw(toks.get(i), "IGNORE") {
+                i += 1;
+            }
+            if !kw(toks.get(i), "TABLE") {
+                return out;
+            }
+            i = skip_if_exists(&toks, i + 1);
+            let Some(table) = table_name(&toks, &mut i, default_db) else {
+                return out;
+            };
+            if kw(toks.get(i), "NOWAIT") {
+                i += 1;
+            } else if kw(toks.get(i), "WAIT") {
+                i += 2;
+            }
+            alter_changes(table, toks.get(i..).unwrap_or(&[]), default_db, &mut out);
+        }
+        Some("RENAME") => {
+            i = 1;
+            if !(kw(toks.get(i), "TABLE") || kw(toks.get(i), "TABLES")) {
+                return out;
+            }
+            i = skip_if_exists(&toks, i + 1);
+            for pair in clauses(toks.get(i..).unwrap_or(&[])) {
+                let mut j = 0;
+                let Some(from) = table_name(pair, &mut j, default_db) else {
+                    continue;
+                };
+                while j < pair.len() && !kw(pair.get(j), "TO") {
+                    j += 1; // WAIT n / NOWAIT
+                }
+                j += 1;
+                let Some(to) = table_name(pair, &mut j, default_db) else {
+                    continue;
+                };
+                set(&mut out, from, Change::Dropped);
+                set(
+                    &mut out,
+                    to,
+                    Change::Replaced {
+                        if_not_exists: false,
+                    },
+                );
+            }
+        }
+        Some("CREATE") => {
+            i = 1;
+            if kw(toks.get(i), "OR") && kw(toks.get(i + 1), "REPLACE") {
+                i += 2;
+            }
+            if kw(toks.get(i), "TEMPORARY") || !kw(toks.get(i), "TABLE") {
+                return out;
+            }
+            let if_not_exists = kw(toks.get(i + 1), "IF");
+            i = skip_if_exists(&toks, i + 1);
+            if let Some(t) = table_name(&toks, &mut i, default_db) {
+                set(&mut out, t, Change::Replaced { if_not_exists });
+            }
+        }
+        Some("DROP") => {
+            i = 1;
+            if kw(toks.get(i), "DATABASE") || kw(toks.get(i), "SCHEMA") {
+                i = skip_if_exists(&toks, i + 1);
+                if let Some(db) = toks.get(i) {
+                    out.push((Target::Database(ident(db)), Change::Dropped));
+                }
+                return out;
+            }
+            if !(kw(toks.get(i), "TABLE") || kw(toks.get(i), "TABLES")) {
+                return out; // also DROP TEMPORARY TABLE
+            }
+            i = skip_if_exists(&toks, i + 1);
+            for name in clauses(toks.get(i..).unwrap_or(&[])) {
+                let mut j = 0;
+                if let Some(t) = table_name(name, &mut j, default_db) {
+                    set(&mut out, t, Change::Dropped);
+                }
+            }
+        }
+        Some("TRUNCATE") => {
+            i = 1;
+            if kw(toks.get(i), "TABLE") {
+                i += 1;
+            }
+            if let Some(t) = table_name(&toks, &mut i, default_db) {
+                set(&mut out, t, Change::Truncated);
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Records `change` as the table's latest change.
+fn set(out: &mut Vec<(Target, Change)>, target: Target, change: Change) {
+    out.retain(|(t, _)| t != &target);
+    out.push((target, change));
+}
+
+/// The changes of `ALTER TABLE table <rest>`.
+fn alter_changes(
+    table: Target,
+    rest: &[String],
+    default_db: &str,
+    out: &mut Vec<(Target, Change)>,
+) {
+    let list: Vec<Vec<String>> = clauses(rest).into_iter().map(<[String]>::to_vec).collect();
+    let mut rewritten = false;
+    for c in &list {
+        let w = |j: usize| c.get(j).map(|t| t.to_ascii_uppercase()).unwrap_or_default();
+        match (w(0).as_str(), w(1).as_str()) {
+            ("RENAME", next) if !matches!(next, "COLUMN" | "INDEX" | "KEY") => {
+                let mut j = if matches!(next, "TO" | "AS") { 2 } else { 1 };
+                if let Some(to) = table_name(c, &mut j, default_db) {
+                    set(out, table.clone(), Change::Dropped);
+                    set(
+                        out,
+                        to,
+                        Change::Replaced {
+                            if_not_exists: false,
+                        },
+                    );
+                    return;
+                }
+            }
+            ("DROP" | "TRUNCATE", "PARTITION") | ("DISCARD" | "IMPORT", _) => rewritten = true,
+            ("EXCHANGE", "PARTITION") => {
+                rewritten = true;
+                if let Some(k) = c.iter().position(|t| kw(Some(t), "TABLE")) {
+                    let mut j = k + 1;
+                    if let Some(other) = table_name(c, &mut j, default_db) {
+                        set(out, other, Change::RowsRewritten);
+                    }
+                }
+            }
+            // MariaDB: CONVERT PARTITION p TO TABLE x / CONVERT TABLE x TO PARTITION p.
+            ("CONVERT", "PARTITION") => {
+                rewritten = true;
+                if let Some(k) = c.iter().position(|t| kw(Some(t), "TABLE")) {
+                    let mut j = k + 1;
+                    if let Some(other) = table_name(c, &mut j, default_db) {
+                        let created = Change::Replaced {
+                            if_not_exists: false,
+                        };
+                        set(out, other, created);
+                    }
+                }
+            }
+            ("CONVERT", "TABLE") => {
+                rewritten = true;
+                let mut j = 2;
+                if let Some(other) = table_name(c, &mut j, default_db) {
+                    set(out, other, Change::Dropped);
+                }
+            }
+            _ => {}
+        }
+    }
+    let change = if rewritten {
+        Change::RowsRewritten
+    } else {
+        Change::Altered(list)
+    };
+    set(out, table, change);
+}
+
+/// `[db.]name` at `toks[*i]`, advancing `i` past it.
+fn table_name(toks: &[String], i: &mut usize, default_db: &str) -> Option<Target> {
+    let first = toks.get(*i)?;
+    if !first.starts_with('`') && !first.chars().next().is_some_and(is_ident_char) {
+        return None;
+    }
+    *i += 1;
+    if toks.get(*i).map(String::as_str) == Some(".") {
+        let table = toks.get(*i + 1)?;
+        *i += 2;
+        return Some(Target::Table {
+            db: ident(first),
+            table: ident(table),
+        });
+    }
+    Some(Target::Table {
+        db: default_db.to_string(),
+        table: ident(first),
+    })
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$'
+}
+
+/// Tokens of a DDL statement: identifiers/keywords (unquoted, case kept), quoted identifiers
+/// (with a leading backquote), punctuation; string literals become `'` and comments are
+/// dropped, except executable comments (`/*! … */`, `/*M! … */`) whose text is kept.
 fn tokens(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let chars: Vec<char> = sql.chars().collect();
+    let at = |i: usize| chars.get(i).copied();
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(c) = at(i) {
         if c.is_whitespace() {
             i += 1;
         } else if c == '`' {
-            let mut s = String::new();
+            let mut s = String::from("`");
             i += 1;
-            while i < chars.len() {
-                if chars[i] == '`' {
-                    if chars.get(i + 1) == Some(&'`') {
+            while let Some(ch) = at(i) {
+                i += 1;
+                if ch == '`' {
+                    if at(i) == Some('`') {
                         s.push('`');
-                        i += 2;
+                        i += 1;
                         continue;
                     }
-                    i += 1;
                     break;
                 }
-                s.push(chars[i]);
-                i += 1;
+                s.push(ch);
             }
-            out.push(format!("`{s}"));
+            out.push(s);
         } else if c == '\'' || c == '"' {
-            let q = c;
             i += 1;
-            while i < chars.len() && chars[i] != q {
-                if chars[i] == '\\' {
-                    i += 1;
-                }
+            while let Some(ch) = at(i) {
                 i += 1;
+                if ch == '\\' {
+                    i += 1;
+                } else if ch == c {
+                    if at(i) == Some(c) {
+                        i += 1; // a doubled quote inside the literal
+                        continue;
+                    }
+                    break;
+                }
             }
-            i += 1;
             out.push("'".into());
-        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+        } else if is_ident_char(c) {
             let mut s = String::new();
-            while i < chars.len()
-                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
-            {
-                s.push(chars[i]);
+            while let Some(ch) = at(i).filter(|ch| is_ident_char(*ch)) {
+                s.push(ch);
                 i += 1;
             }
             out.push(s);
-        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
-            // a comment, or MySQL's /*! ... */ version comment: keep its contents
+        } else if c == '/' && at(i + 1) == Some('*') {
             i += 2;
-            if chars.get(i) == Some(&'!') {
-                i += 1;
-                while i < chars.len() && chars[i].is_ascii_digit() {
+            let executable = at(i) == Some('!') || (at(i) == Some('M') && at(i + 1) == Some('!'));
+            if executable {
+                // keep the statement text inside; skip the marker and version number
+                i += if at(i) == Some('!') { 1 } else { 2 };
+                while at(i).is_some_and(|ch| ch.is_ascii_digit()) {
                     i += 1;
                 }
             } else {
-                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                while i < chars.len() && !(at(i) == Some('*') && at(i + 1) == Some('/')) {
                     i += 1;
                 }
                 i += 2;
             }
-        } else if c == '*' && chars.get(i + 1) == Some(&'/') {
-            i += 2;
+        } else if c == '*' && at(i + 1) == Some('/') {
+            i += 2; // the end of an executable comment
+        } else if c == '#'
+            || (c == '-' && at(i + 1) == Some('-') && at(i + 2).is_none_or(char::is_whitespace))
+        {
+            while at(i).is_some_and(|ch| ch != '\n') {
+                i += 1;
+            }
         } else {
             out.push(c.to_string());
             i += 1;
@@ -118,53 +389,14 @@ fn clauses(toks: &[String]) -> Vec<&[String]> {
     out
 }
 
-/// Applies `sql` (run with `default_db` as the current database) to the column model of
-/// `db`.`table`.
-pub fn apply(
-    model: &mut Vec<String>,
-    sql: &str,
-    default_db: &str,
-    db: &str,
-    table: &str,
-) -> Applied {
-    let toks = tokens(sql);
-    let mut i = 0;
-    if !kw(toks.first(), "ALTER") {
-        return Applied::NotForTable;
-    }
-    i += 1;
-    while kw(toks.get(i), "ONLINE") || kw(toks.get(i), "IGNORE") {
-        i += 1;
-    }
-    if !kw(toks.get(i), "TABLE") {
-        return Applied::NotForTable;
-    }
-    i += 1;
-    if kw(toks.get(i), "IF") {
-        i += 2; // IF EXISTS
-    }
-    // [db.]table
-    let Some(first) = toks.get(i) else {
-        return Applied::NotForTable;
-    };
-    let mut name = ident(first);
-    let mut in_db = default_db.to_string();
-    i += 1;
-    if toks.get(i).map(String::as_str) == Some(".") {
-        in_db = name;
-        name = toks.get(i + 1).map(|t| ident(t)).unwrap_or_default();
-        i += 2;
-    }
-    if !name.eq_ignore_ascii_case(table) || in_db != db {
-        return Applied::NotForTable;
-    }
-    for clause in clauses(toks.get(i..).unwrap_or(&[])) {
+/// Applies the clauses of an ALTER TABLE (from `Change::Altered`) to a column order.
+pub fn apply(model: &mut Vec<String>, clauses: &[Vec<String>]) -> Applied {
+    for clause in clauses {
         if clause.is_empty() {
             continue;
         }
-        match apply_clause(model, clause) {
-            Some(()) => {}
-            None => return Applied::Unknown,
+        if apply_clause(model, clause).is_none() {
+            return Applied::Unknown;
         }
     }
     Applied::Updated
@@ -299,136 +531,12 @@ fn apply_clause(model: &mut Vec<String>, c: &[String]) -> Option<()> {
             Some(())
         }
         "CONVERT" => Some(()),
+        // Partitioning changes that keep every row (the ones that do not are `RowsRewritten`).
+        "PARTITION" | "REMOVE" | "REORGANIZE" | "COALESCE" | "REBUILD" | "OPTIMIZE" | "ANALYZE"
+        | "CHECK" | "REPAIR" => Some(()),
         _ => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(cols: &[&str]) -> Vec<String> {
-        cols.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn column_changes() {
-        let mut model = m(&["id", "a", "b"]);
-        assert_eq!(
-            apply(
-                &mut model,
-                "ALTER TABLE t ADD COLUMN c decimal(5,2) AFTER a",
-                "db",
-                "db",
-                "t"
-            ),
-            Applied::Updated
-        );
-        assert_eq!(model, m(&["id", "a", "c", "b"]));
-        assert_eq!(
-            apply(
-                &mut model,
-                "alter table `db`.`t` drop column b, add `x y` int first",
-                "other",
-                "db",
-                "t"
-            ),
-            Applied::Updated
-        );
-        assert_eq!(model, m(&["x y", "id", "a", "c"]));
-        assert_eq!(
-            apply(
-                &mut model,
-                "ALTER TABLE t MODIFY a varchar(20) DEFAULT 'a,b' AFTER c",
-                "db",
-                "db",
-                "t"
-            ),
-            Applied::Updated
-        );
-        assert_eq!(model, m(&["x y", "id", "c", "a"]));
-        assert_eq!(
-            apply(
-                &mut model,
-                "ALTER TABLE t CHANGE COLUMN c cc int, RENAME COLUMN a TO aa",
-                "db",
-                "db",
-                "t"
-            ),
-            Applied::Updated
-        );
-        assert_eq!(model, m(&["x y", "id", "cc", "aa"]));
-        assert_eq!(
-            apply(
-                &mut model,
-                "ALTER TABLE t ADD (p int, q enum('x','y')), ADD INDEX (p)",
-                "db",
-                "db",
-                "t"
-            ),
-            Applied::Updated
-        );
-        assert_eq!(model, m(&["x y", "id", "cc", "aa", "p", "q"]));
-        assert_eq!(
-            apply(
-                &mut model,
-                "ALTER TABLE t ADD COLUMN IF NOT EXISTS p int, DROP COLUMN IF EXISTS zz",
-                "db",
-                "db",
-                "t"
-            ),
-            Applied::Updated
-        );
-        assert_eq!(model.len(), 6);
-    }
-
-    #[test]
-    fn other_statements() {
-        let mut model = m(&["id"]);
-        assert_eq!(
-            apply(&mut model, "ALTER TABLE other ADD c int", "db", "db", "t"),
-            Applied::NotForTable
-        );
-        assert_eq!(
-            apply(&mut model, "ALTER TABLE t ADD c int", "db2", "db", "t"),
-            Applied::NotForTable
-        );
-        assert_eq!(
-            apply(&mut model, "ALTER TABLE db2.t ADD c int", "db", "db", "t"),
-            Applied::NotForTable
-        );
-        assert_eq!(
-            apply(&mut model, "CREATE TABLE t (id int)", "db", "db", "t"),
-            Applied::NotForTable
-        );
-        assert_eq!(
-            apply(
-                &mut model,
-                "ALTER TABLE t ADD INDEX i (id), ENGINE=InnoDB, ALGORITHM=INPLACE",
-                "db",
-                "db",
-                "t"
-            ),
-            Applied::Updated
-        );
-        assert_eq!(model, m(&["id"]));
-        assert_eq!(
-            apply(&mut model, "ALTER TABLE t RENAME TO t2", "db", "db", "t"),
-            Applied::Unknown
-        );
-        assert_eq!(
-            apply(
-                &mut model,
-                "ALTER TABLE t EXCHANGE PARTITION p WITH TABLE x",
-                "db",
-                "db",
-                "t"
-            ),
-            Applied::Unknown
-        );
-        assert_eq!(
-            apply(&mut model, "ALTER TABLE t MODIFY nope int", "db", "db", "t"),
-            Applied::Unknown
-        );
-    }
-}
+mod tests;

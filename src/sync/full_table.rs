@@ -59,6 +59,8 @@ pub struct FullTable<'a> {
     max_pk: Option<Map<String, Value>>,
     empty: bool,
     activate: bool,
+    /// A LOG_BASED re-snapshot (the bookmark asked for it).
+    resnapshot: bool,
     extra: Map<String, Value>,
 }
 
@@ -90,10 +92,14 @@ impl<'a> FullTable<'a> {
             .get("initial_full_table_complete")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        // A new version is always greater than the last (a TRUNCATE in the binlog may have
+        // moved it past the clock).
         let version = match bookmark.get("version").and_then(Value::as_u64) {
             Some(v) if in_progress => v,
-            _ => now_millis(),
+            Some(v) => now_millis().max(v.saturating_add(1)),
+            None => now_millis(),
         };
+        let resnapshot = bookmark.contains_key("resnapshot");
         let key_cols: Vec<String> = plan
             .resume_key
             .iter()
@@ -118,6 +124,7 @@ impl<'a> FullTable<'a> {
             max_pk,
             empty,
             activate: true,
+            resnapshot,
             extra: Map::new(),
         })
     }
@@ -191,7 +198,14 @@ impl<'a> FullTable<'a> {
     pub fn start(&self, out: &OutputSender, chunks: Option<&[(ChunkWork, bool)]>) -> Result<()> {
         let id = &self.plan.stream_id;
         let mut msgs = schema_message(id, &self.plan.schema, &self.plan.key_properties, None);
-        if self.activate && self.first_ever && !self.in_progress {
+        // A re-snapshot in BATCH mode cannot end with an ACTIVATE_VERSION (it would delete the
+        // BATCH rows): it starts with one, so the rows it replaces are gone before it loads.
+        let activate_first = if self.activate {
+            self.first_ever
+        } else {
+            self.resnapshot
+        };
+        if activate_first && !self.in_progress {
             msgs.extend(activate_version_message(id, self.version));
         }
         out.send(msgs)?;
@@ -383,6 +397,8 @@ impl<'a> FullTable<'a> {
                     | "version"
                     | "initial_full_table_complete"
                     | "chunks"
+                    | "resnapshot"
+                    | "dropped"
             ) {
                 done.insert(k.clone(), v.clone());
             }

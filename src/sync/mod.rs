@@ -21,6 +21,7 @@ pub mod plan;
 pub mod progress;
 pub mod rows;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -65,6 +66,11 @@ struct StreamRun<'a> {
 }
 
 /// Runs a sync writing Singer messages to `sink`.
+///
+/// A first pass reads every selected stream; LOG_BASED streams that turned out to need a
+/// re-snapshot (a purged binlog found before reading, or a table that could no longer be followed
+/// in the binlog) are then read again in a second pass, through a fresh snapshot of their own.
+/// The run ends with a STATE line whatever happened, unless it failed.
 pub fn sync_to<W: std::io::Write + Send + 'static>(
     config: &Config,
     catalog: Option<&Catalog>,
@@ -75,258 +81,43 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
         crate::batch::prepare_root(b)?;
     }
     let connector = Connector::new(config)?;
-    let mut conn = connector.connect("planning")?;
-    let server = connector
-        .server()
-        .cloned()
-        .ok_or_else(|| Error::runtime("server version unknown after connecting"))?;
-    let databases = match catalog {
-        Some(c) => catalog_databases(c),
-        None => config.discovery_databases(),
-    };
-    let tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
-    let mut plans = plan::plan(catalog, &tables, &config.types)?;
-    if let Some(b) = &config.batch {
-        for p in &plans {
-            crate::batch::discard_partials(b, &p.stream_id)?;
-        }
-    }
-    if plans.is_empty() {
-        log::warn!("no stream is selected: nothing to sync");
-    }
-    for p in plans.iter().filter(|p| p.method == Method::LogBased) {
-        if let Some(c) = p
-            .columns
-            .iter()
-            .find(|c| !crate::cdc::values::supported(&c.kind))
-        {
-            return Err(Error::usage(format!(
-                "stream '{}': column '{}' ({:?}) cannot be read from the binlog exactly yet: deselect it or use FULL_TABLE/INCREMENTAL",
-                p.stream_id, c.name, c.kind
-            )));
-        }
-    }
-    // Resume the stream a previous run was in the middle of first.
-    if let Some(current) = state.currently_syncing() {
-        if let Some(pos) = plans.iter().position(|p| p.stream_id == current) {
-            let p = plans.remove(pos);
-            plans.insert(0, p);
-        }
-    }
-    let max_workers = config
-        .max_parallel_streams
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-
-    // Chunk planning happens before the snapshot, on the planning connection: boundaries only
-    // affect balance, never correctness, so they need not come from the snapshot.
-    let mut chunk_plans: Vec<Option<Vec<(ChunkWork, bool)>>> = Vec::with_capacity(plans.len());
-    for p in &plans {
-        let bookmark = state.bookmark(&p.stream_id);
-        let mut chunks = None;
-        if full_load(p, &bookmark) && !p.resume_key.is_empty() {
-            let ft = FullTable::prepare(&mut conn, p, bookmark)?;
-            chunks = ft.recorded_chunks();
-            let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
-            if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
-                if let Some(max) = ft.max_key() {
-                    chunks =
-                        chunk::plan_chunks(&mut conn, p, max, config.chunk_rows)?.map(|list| {
-                            list.into_iter()
-                                .enumerate()
-                                .map(|(index, bounds)| {
-                                    (
-                                        ChunkWork {
-                                            index,
-                                            bounds,
-                                            after: None,
-                                        },
-                                        false,
-                                    )
-                                })
-                                .collect()
-                        });
-                }
-            }
-        }
-        chunk_plans.push(chunks);
-    }
-    drop(conn);
-
-    let jobs_total: usize = chunk_plans
-        .iter()
-        .map(|c| {
-            c.as_ref()
-                .map_or(1, |c| c.iter().filter(|(_, done)| !done).count().max(1))
-        })
-        .sum();
-    let workers = max_workers.min(jobs_total).max(1);
-    let table_ids: Vec<(String, String)> = plans
-        .iter()
-        .map(|p| (p.database.clone(), p.table.clone()))
-        .collect();
-    let snap = snapshot::open(
-        &connector,
-        &server,
-        &SnapshotOptions {
-            workers,
-            tables: &table_ids,
-            method: config.snapshot_method,
-            lock_timeout_s: config.snapshot_lock_timeout_s,
-        },
-    )?;
-    let coords = snap.coords.clone();
-    let mut conns = snap.conns;
-
-    // Prepare every stream inside the snapshot (the greatest key is read there).
-    let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
-    for p in &plans {
-        let bookmark = state.bookmark(&p.stream_id);
-        let full = if full_load(p, &bookmark) {
-            let ft = FullTable::prepare(&mut conns[0], p, bookmark.clone())?
-                .batch_mode(config.batch.is_some());
-            Some(if p.method == Method::LogBased {
-                ft.with_extra(cdc_start(
-                    p,
-                    &bookmark,
-                    coords.as_ref(),
-                    tables
-                        .iter()
-                        .find(|t| t.database == p.database && t.name == p.table)
-                        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-                        .unwrap_or_default(),
-                )?)
-            } else {
-                ft
-            })
-        } else {
-            None
-        };
-        runs.push(StreamRun {
-            plan: p,
-            bookmark,
-            full,
-            chunks_left: AtomicUsize::new(0),
-            rows: AtomicUsize::new(0),
-        });
-    }
-
     let time_extracted = format_rfc3339(SystemTime::now(), 6);
-    let cadence = Cadence {
-        rows: config.state_interval_rows,
-        interval: Duration::from_secs(config.state_interval_s),
-    };
-    let (out, writer) = Writer::spawn(sink, state);
+    let (out, writer) = Writer::spawn(sink, state.clone());
     let progress = std::sync::Arc::new(progress::Progress::default());
     let stop_reporter = std::sync::Arc::new(AtomicBool::new(false));
     let reporter = progress.spawn_reporter(
         Duration::from_secs(config.progress_interval_s),
         stop_reporter.clone(),
     );
-    let ctx = RunCtx {
-        runs: &runs,
-        out: &out,
-        cadence,
-        time_extracted: &time_extracted,
-        cancel: AtomicBool::new(false),
-        failure: Mutex::new(None),
-        batch: config.batch.as_ref(),
+    let pass = Pass {
+        config,
+        catalog,
         connector: &connector,
-        reconnects: config.connect_retries,
+        out: &out,
         progress: &progress,
+        time_extracted: &time_extracted,
     };
-
-    // Build the job queue, biggest first; chunked streams announce themselves now.
-    let mut jobs: Vec<(u64, Job)> = Vec::new();
-    let mut result = Ok(());
-    for (i, chunks) in chunk_plans.into_iter().enumerate() {
-        let run = &runs[i];
-        match (chunks, &run.full) {
-            (Some(chunks), Some(ft)) => {
-                progress.start(&run.plan.stream_id, run.plan.row_estimate);
-                if let Err(e) = announce_chunked(run, ft, &chunks, &out) {
-                    result = Err(e);
-                    break;
-                }
-                let todo: Vec<ChunkWork> = chunks
-                    .into_iter()
-                    .filter(|(_, done)| !done)
-                    .map(|(w, _)| w)
-                    .collect();
-                run.chunks_left.store(todo.len(), Ordering::SeqCst);
-                if todo.is_empty() {
-                    if let Err(e) = ft.finish(&out) {
-                        result = Err(e);
-                        break;
-                    }
-                }
-                for w in todo {
-                    jobs.push((config.chunk_rows, Job::Chunk(i, Box::new(w))));
-                }
+    let mut result = pass.run(&state, None);
+    if let Ok(heal) = &result {
+        if !heal.is_empty() {
+            let mut healing = state.clone();
+            for (id, b) in heal {
+                healing.set_bookmark(id, b.clone());
             }
-            (_, None) if run.plan.method == Method::LogBased => {} // binlog phase below
-            _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
-        }
-    }
-    if result.is_ok() {
-        if conns.len() > 1 {
-            // Biggest first keeps the workers busy to the end; one worker keeps catalog order.
-            jobs.sort_by_key(|j| std::cmp::Reverse(j.0));
-        }
-        let queue = Mutex::new(
-            jobs.into_iter()
-                .map(|(_, j)| j)
-                .collect::<std::collections::VecDeque<_>>(),
-        );
-        if conns.len() == 1 {
-            worker(&ctx, &queue, &mut conns[0]);
-        } else {
-            match rayon::ThreadPoolBuilder::new()
-                .num_threads(conns.len())
-                .thread_name(|i| format!("worker-{}", i + 1))
-                .build()
-            {
-                Ok(pool) => pool.scope(|s| {
-                    for conn in conns.iter_mut() {
-                        let ctx = &ctx;
-                        let queue = &queue;
-                        s.spawn(move |_| worker(ctx, queue, conn));
-                    }
-                }),
-                Err(e) => ctx.fail(Error::runtime(format!("cannot start worker threads: {e}"))),
-            }
-        }
-        if let Some(e) = ctx.failure.lock().ok().and_then(|mut f| f.take()) {
-            result = Err(e);
-        }
-    }
-    if result.is_ok() {
-        let mut cdc: Vec<CdcStream> = runs
-            .iter()
-            .filter(|r| r.plan.method == Method::LogBased && r.full.is_none())
-            .map(|r| cdc_stream(r.plan, &tables, r.bookmark.clone()))
-            .collect();
-        if !cdc.is_empty() {
-            drop(conns.drain(..));
-            result = crate::cdc::reader::run(
-                &connector,
-                &server,
-                config.server_id,
-                config.use_gtid,
-                config.connect_retries,
-                &config.types,
-                &mut cdc,
-                &out,
-                &time_extracted,
+            let ids: Vec<String> = heal.iter().map(|(id, _)| id.clone()).collect();
+            log::info!(
+                "re-snapshotting {} stream(s): {}",
+                ids.len(),
+                ids.join(", ")
             );
+            result = pass.run(&healing, Some(&ids));
         }
     }
-    drop(ctx);
-    if matches!(result, Err(Error::Interrupted(_))) {
-        // Every complete message is already queued: repeat the state they add up to last.
+    if matches!(result, Ok(_) | Err(Error::Interrupted(_))) {
+        // The run ends with the state its messages add up to (also when nothing moved).
         let _ = out.final_state();
     }
     drop(out);
-    drop(conns);
     stop_reporter.store(true, Ordering::Relaxed);
     if let Some(r) = reporter {
         let _ = r.join();
@@ -336,7 +127,426 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     match (written, result) {
         (Err(w), _) => Err(w),
         (Ok(_), Err(e)) => Err(e),
-        (Ok(_), Ok(())) => Ok(()),
+        (Ok(_), Ok(_)) => Ok(()),
+    }
+}
+
+/// What every pass of a run shares.
+struct Pass<'p> {
+    config: &'p Config,
+    catalog: Option<&'p Catalog>,
+    connector: &'p Connector,
+    out: &'p OutputSender,
+    progress: &'p std::sync::Arc<progress::Progress>,
+    time_extracted: &'p str,
+}
+
+/// A stream's chunks (with whether each is done), when it is read in chunks.
+type ChunkPlan = Option<Vec<(ChunkWork, bool)>>;
+
+/// Streams to re-snapshot, with the bookmark that asks for it.
+type Resnapshots = Vec<(String, Map<String, Value>)>;
+
+impl Pass<'_> {
+    /// One pass: plan (only the streams in `only` when given), read every stream in its
+    /// load through one consistent snapshot, then the binlog for LOG_BASED streams past their
+    /// load. Returns the streams that need a re-snapshot.
+    fn run(&self, state: &State, only: Option<&[String]>) -> Result<Resnapshots> {
+        let config = self.config;
+        let connector = self.connector;
+        let mut conn = connector.connect("planning")?;
+        let server = connector
+            .server()
+            .cloned()
+            .ok_or_else(|| Error::runtime("server version unknown after connecting"))?;
+        let databases = match self.catalog {
+            Some(c) => catalog_databases(c),
+            None => config.discovery_databases(),
+        };
+        let tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
+        let planned = plan::plan(self.catalog, &tables, &config.types)?;
+        let mut plans = planned.plans;
+        if let Some(only) = only {
+            plans.retain(|p| only.contains(&p.stream_id));
+        }
+        for id in planned.missing_log_based {
+            self.table_gone(&id, state.bookmark(&id))?;
+        }
+        if let Some(b) = &config.batch {
+            for p in &plans {
+                crate::batch::discard_partials(b, &p.stream_id)?;
+            }
+        }
+        if plans.is_empty() {
+            log::warn!("no stream is selected: nothing to sync");
+        }
+        for p in plans.iter().filter(|p| p.method == Method::LogBased) {
+            if let Some(c) = p
+                .columns
+                .iter()
+                .find(|c| !crate::cdc::values::supported(&c.kind))
+            {
+                return Err(Error::usage(format!(
+                    "stream '{}': column '{}' ({:?}) cannot be read from the binlog exactly yet: deselect it or use FULL_TABLE/INCREMENTAL",
+                    p.stream_id, c.name, c.kind
+                )));
+            }
+        }
+        let mut bookmarks: HashMap<String, Map<String, Value>> = plans
+            .iter()
+            .map(|p| (p.stream_id.clone(), state.bookmark(&p.stream_id)))
+            .collect();
+        purged_bookmarks(&mut conn, config, &plans, &mut bookmarks)?;
+        // Resume the stream a previous run was in the middle of first.
+        if let Some(current) = state.currently_syncing() {
+            if let Some(pos) = plans.iter().position(|p| p.stream_id == current) {
+                let p = plans.remove(pos);
+                plans.insert(0, p);
+            }
+        }
+        let max_workers = config
+            .max_parallel_streams
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let chunk_plans = plan_chunks(&mut conn, config, &plans, &bookmarks, max_workers)?;
+        drop(conn);
+        self.read(
+            &server,
+            &tables,
+            &plans,
+            &bookmarks,
+            chunk_plans,
+            max_workers,
+        )
+    }
+
+    /// A selected LOG_BASED stream whose table no longer exists. Without a bookmark that is a
+    /// catalog mistake. Else the table was dropped or renamed away: the first run to find it
+    /// gone (the binlog reader did not see the DROP) starts a new, empty table version, so its
+    /// rows go downstream too, and asks for a re-snapshot once the table is back.
+    fn table_gone(&self, id: &str, bookmark: Map<String, Value>) -> Result<()> {
+        let schema = self
+            .catalog
+            .and_then(|c| c.streams.iter().find(|s| s.tap_stream_id == id));
+        let (Some(stream), false) = (schema, bookmark.is_empty()) else {
+            return Err(Error::usage(format!(
+                "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
+            )));
+        };
+        log::warn!("stream '{id}': its table no longer exists on the server: skipped until it is back (then it is read again as a new table version)");
+        if bookmark.contains_key("dropped") {
+            return Ok(()); // emptied downstream by an earlier run
+        }
+        let old = bookmark.get("version").and_then(Value::as_u64);
+        let version = crate::cdc::reader::next_version(old);
+        let mut schema = stream.schema.clone();
+        if let Some(p) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            p.insert(
+                "_sdc_deleted_at".into(),
+                serde_json::json!({"type": ["null", "string"], "format": "date-time"}),
+            );
+        }
+        let keys: Vec<String> = stream
+            .stream_metadata()
+            .and_then(|m| m.get("table-key-properties"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut msgs = crate::singer::messages::schema_message(id, &schema, &keys, None);
+        msgs.extend(crate::singer::messages::activate_version_message(
+            id, version,
+        ));
+        self.out.send(msgs)?;
+        let mut b = crate::cdc::stream::resnapshot_bookmark(bookmark, "its table was dropped");
+        b.insert("version".into(), Value::from(version));
+        b.insert("dropped".into(), Value::from(true));
+        self.out.bookmark(id, b, None)
+    }
+
+    /// Reads `plans` through one consistent snapshot, then the binlog.
+    fn read(
+        &self,
+        server: &crate::source::connect::ServerInfo,
+        tables: &[crate::catalog::discover::TableInfo],
+        plans: &[StreamPlan],
+        bookmarks: &HashMap<String, Map<String, Value>>,
+        chunk_plans: Vec<ChunkPlan>,
+        max_workers: usize,
+    ) -> Result<Resnapshots> {
+        let config = self.config;
+        let out = self.out;
+        let bookmark_of = |p: &StreamPlan| bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
+        let jobs_total: usize = chunk_plans
+            .iter()
+            .map(|c| {
+                c.as_ref()
+                    .map_or(1, |c| c.iter().filter(|(_, done)| !done).count().max(1))
+            })
+            .sum();
+        let workers = max_workers.min(jobs_total).max(1);
+        let table_ids: Vec<(String, String)> = plans
+            .iter()
+            .map(|p| (p.database.clone(), p.table.clone()))
+            .collect();
+        let snap = snapshot::open(
+            self.connector,
+            server,
+            &SnapshotOptions {
+                workers,
+                tables: &table_ids,
+                method: config.snapshot_method,
+                lock_timeout_s: config.snapshot_lock_timeout_s,
+            },
+        )?;
+        let coords = snap.coords.clone();
+        let mut conns = snap.conns;
+
+        // Prepare every stream inside the snapshot (the greatest key is read there).
+        let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
+        for p in plans {
+            let bookmark = bookmark_of(p);
+            let full = if full_load(p, &bookmark) {
+                let ft = FullTable::prepare(&mut conns[0], p, bookmark.clone())?
+                    .batch_mode(config.batch.is_some());
+                Some(if p.method == Method::LogBased {
+                    ft.with_extra(cdc_start(
+                        p,
+                        &bookmark,
+                        coords.as_ref(),
+                        tables
+                            .iter()
+                            .find(|t| t.database == p.database && t.name == p.table)
+                            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                            .unwrap_or_default(),
+                    )?)
+                } else {
+                    ft
+                })
+            } else {
+                None
+            };
+            runs.push(StreamRun {
+                plan: p,
+                bookmark,
+                full,
+                chunks_left: AtomicUsize::new(0),
+                rows: AtomicUsize::new(0),
+            });
+        }
+
+        let ctx = RunCtx {
+            runs: &runs,
+            out,
+            cadence: Cadence {
+                rows: config.state_interval_rows,
+                interval: Duration::from_secs(config.state_interval_s),
+            },
+            time_extracted: self.time_extracted,
+            cancel: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            batch: config.batch.as_ref(),
+            connector: self.connector,
+            reconnects: config.connect_retries,
+            progress: self.progress,
+        };
+        let jobs = queue_jobs(&ctx, chunk_plans, config.chunk_rows, conns.len() > 1)?;
+        run_workers(&ctx, jobs, &mut conns);
+        if let Some(e) = ctx.failure.lock().ok().and_then(|mut f| f.take()) {
+            return Err(e);
+        }
+        let mut cdc: Vec<CdcStream> = runs
+            .iter()
+            .filter(|r| r.plan.method == Method::LogBased && r.full.is_none())
+            .map(|r| {
+                let table = tables
+                    .iter()
+                    .find(|t| t.database == r.plan.database && t.name == r.plan.table);
+                CdcStream::new(
+                    r.plan.clone(),
+                    table,
+                    r.bookmark.clone(),
+                    self.time_extracted,
+                )
+            })
+            .collect();
+        drop(conns);
+        if cdc.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::cdc::reader::run(
+            self.connector,
+            server,
+            &crate::cdc::reader::CdcOptions {
+                server_id: config.server_id,
+                use_gtid: config.use_gtid,
+                reconnect_limit: config.connect_retries,
+                auto_resnapshot: config.auto_resnapshot,
+                types: &config.types,
+                time_extracted: self.time_extracted,
+            },
+            &mut cdc,
+            out,
+        )?;
+        Ok(cdc
+            .into_iter()
+            .filter(|s| s.resnapshot.is_some())
+            .map(|s| (s.plan.stream_id.clone(), s.bookmark))
+            .collect())
+    }
+}
+
+/// LOG_BASED streams whose bookmarked binlog file the server has purged get a bookmark asking
+/// for a re-snapshot (`auto_resnapshot`), or the run stops saying so. With `use_gtid` the file
+/// name is only a hint (another primary names its files differently): the dump decides.
+fn purged_bookmarks(
+    conn: &mut Conn,
+    config: &Config,
+    plans: &[StreamPlan],
+    bookmarks: &mut HashMap<String, Map<String, Value>>,
+) -> Result<()> {
+    if config.use_gtid {
+        return Ok(());
+    }
+    let mut available: Option<Option<Vec<String>>> = None;
+    for p in plans.iter().filter(|p| p.method == Method::LogBased) {
+        let Some(b) = bookmarks.get_mut(&p.stream_id) else {
+            continue;
+        };
+        let Some(file) = b
+            .get("log_file")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let files = available.get_or_insert_with(|| crate::cdc::purge::available_files(conn));
+        if !files
+            .as_deref()
+            .is_some_and(|f| crate::cdc::purge::is_purged(&file, f))
+        {
+            continue;
+        }
+        let why = format!("its bookmarked binlog file {file} was purged from the server");
+        if !config.auto_resnapshot {
+            return Err(Error::runtime(format!(
+                "stream '{}': {why}: the changes since then are lost to LOG_BASED. Re-snapshot the stream (remove its bookmark from the state), or set auto_resnapshot to true to let the tap re-read it as a new table version",
+                p.stream_id
+            )));
+        }
+        log::warn!(
+            "stream '{}': {why}: its table is re-read through a fresh snapshot as a new table version (auto_resnapshot)",
+            p.stream_id
+        );
+        *b = crate::cdc::stream::resnapshot_bookmark(std::mem::take(b), &why);
+    }
+    Ok(())
+}
+
+/// Chunks of the FULL_TABLE loads, planned before the snapshot on the planning connection:
+/// boundaries only affect balance, never correctness, so they need not come from the snapshot.
+fn plan_chunks(
+    conn: &mut Conn,
+    config: &Config,
+    plans: &[StreamPlan],
+    bookmarks: &HashMap<String, Map<String, Value>>,
+    max_workers: usize,
+) -> Result<Vec<ChunkPlan>> {
+    let mut chunk_plans = Vec::with_capacity(plans.len());
+    for p in plans {
+        let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
+        let mut chunks = None;
+        if full_load(p, &bookmark) && !p.resume_key.is_empty() {
+            let ft = FullTable::prepare(conn, p, bookmark)?;
+            chunks = ft.recorded_chunks();
+            let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
+            if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
+                if let Some(max) = ft.max_key() {
+                    chunks = chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(|list| {
+                        list.into_iter()
+                            .enumerate()
+                            .map(|(index, bounds)| {
+                                let work = ChunkWork {
+                                    index,
+                                    bounds,
+                                    after: None,
+                                };
+                                (work, false)
+                            })
+                            .collect()
+                    });
+                }
+            }
+        }
+        chunk_plans.push(chunks);
+    }
+    Ok(chunk_plans)
+}
+
+/// The job queue, biggest first when several workers share it (one worker keeps catalog
+/// order); chunked streams announce themselves now.
+fn queue_jobs(
+    ctx: &RunCtx<'_, '_>,
+    chunk_plans: Vec<ChunkPlan>,
+    chunk_rows: u64,
+    parallel: bool,
+) -> Result<Mutex<std::collections::VecDeque<Job>>> {
+    let mut jobs: Vec<(u64, Job)> = Vec::new();
+    for (i, chunks) in chunk_plans.into_iter().enumerate() {
+        let run = &ctx.runs[i];
+        match (chunks, &run.full) {
+            (Some(chunks), Some(ft)) => {
+                ctx.progress
+                    .start(&run.plan.stream_id, run.plan.row_estimate);
+                announce_chunked(run, ft, &chunks, ctx.out)?;
+                let todo: Vec<ChunkWork> = chunks
+                    .into_iter()
+                    .filter(|(_, done)| !done)
+                    .map(|(w, _)| w)
+                    .collect();
+                run.chunks_left.store(todo.len(), Ordering::SeqCst);
+                if todo.is_empty() {
+                    ft.finish(ctx.out)?;
+                }
+                for w in todo {
+                    jobs.push((chunk_rows, Job::Chunk(i, Box::new(w))));
+                }
+            }
+            (_, None) if run.plan.method == Method::LogBased => {} // binlog phase
+            _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
+        }
+    }
+    if parallel {
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.0));
+    }
+    Ok(Mutex::new(jobs.into_iter().map(|(_, j)| j).collect()))
+}
+
+/// Runs the jobs on one worker per snapshot connection; the first failure is in `ctx.failure`.
+fn run_workers(
+    ctx: &RunCtx<'_, '_>,
+    queue: Mutex<std::collections::VecDeque<Job>>,
+    conns: &mut [Conn],
+) {
+    if conns.len() == 1 {
+        worker(ctx, &queue, &mut conns[0]);
+        return;
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(conns.len())
+        .thread_name(|i| format!("worker-{}", i + 1))
+        .build()
+    {
+        Ok(pool) => pool.scope(|s| {
+            for conn in conns.iter_mut() {
+                let queue = &queue;
+                s.spawn(move |_| worker(ctx, queue, conn));
+            }
+        }),
+        Err(e) => ctx.fail(Error::runtime(format!("cannot start worker threads: {e}"))),
     }
 }
 
@@ -522,29 +732,6 @@ fn cdc_start(
     // The column order at the snapshot, for binlogs without column names (see cdc/ddl.rs).
     m.insert("columns".into(), Value::from(table_columns));
     Ok(m)
-}
-
-/// What the binlog reader needs about a stream's table.
-fn cdc_stream(
-    plan: &StreamPlan,
-    tables: &[crate::catalog::discover::TableInfo],
-    bookmark: Map<String, Value>,
-) -> CdcStream {
-    let table = tables
-        .iter()
-        .find(|t| t.database == plan.database && t.name == plan.table);
-    CdcStream {
-        plan: plan.clone(),
-        table_columns: table
-            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-            .unwrap_or_default(),
-        table_kinds: table
-            .map(|t| t.columns.iter().map(|c| c.kind.clone()).collect())
-            .unwrap_or_default(),
-        decodings: crate::cdc::reader::decodings_for(plan, table),
-        model: crate::cdc::reader::ModelState::from_bookmark(&bookmark),
-        bookmark,
-    }
 }
 
 /// The databases a catalog's selected streams live in.

@@ -98,8 +98,9 @@ impl OutputSender {
 }
 
 impl OutputSender {
-    /// Writes the current state once more, after everything sent before: the last line of an
-    /// interrupted run.
+    /// Ends the output with the current state, after everything sent before (unless the last
+    /// line written already is that STATE): the last line of every run, also an interrupted one
+    /// or one where no bookmark moved.
     pub fn final_state(&self) -> Result<()> {
         self.tx.send(Out::FinalState).map_err(|_| closed())
     }
@@ -151,13 +152,17 @@ fn write_loop<W: Write>(
             Error::io("cannot write Singer messages to stdout", e)
         }
     };
+    // Whether the last line written is the current STATE.
+    let mut state_last = false;
     for msg in rx {
+        let was_state_last = std::mem::replace(&mut state_last, !matches!(msg, Out::Data(_)));
         match msg {
             Out::Data(mut buf) => {
                 sink.write_all(&buf).map_err(write_err)?;
                 buf.clear();
                 let _ = recycle.try_send(buf);
             }
+            Out::FinalState if was_state_last => {}
             Out::FinalState => {
                 sink.write_all(&state.message()).map_err(write_err)?;
             }

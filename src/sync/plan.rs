@@ -98,15 +98,21 @@ impl StreamPlan {
     }
 }
 
+/// The streams to sync.
+#[derive(Debug, Default)]
+pub struct Plans {
+    /// Streams whose tables exist.
+    pub plans: Vec<StreamPlan>,
+    /// Selected LOG_BASED streams whose table no longer exists (dropped or renamed in the
+    /// binlog): the caller decides from their bookmarks whether that is an error.
+    pub missing_log_based: Vec<String>,
+}
+
 /// Plans every stream of `catalog` that is selected, or every table when there is no catalog.
-pub fn plan(
-    catalog: Option<&Catalog>,
-    tables: &[TableInfo],
-    opts: &TypeOptions,
-) -> Result<Vec<StreamPlan>> {
+pub fn plan(catalog: Option<&Catalog>, tables: &[TableInfo], opts: &TypeOptions) -> Result<Plans> {
     let by_id: HashMap<String, &TableInfo> = tables.iter().map(|t| (t.stream_id(), t)).collect();
     let Some(catalog) = catalog else {
-        return Ok(tables
+        let plans = tables
             .iter()
             .map(|t| {
                 let cols: Vec<&str> = t
@@ -117,21 +123,18 @@ pub fn plan(
                     .collect();
                 build(t, &cols, t.key.clone(), Method::FullTable, None, opts)
             })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .collect());
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Plans {
+            plans,
+            missing_log_based: Vec::new(),
+        });
     };
-    let mut plans = Vec::new();
+    let mut plans = Plans::default();
     for s in &catalog.streams {
         if !stream_selected(s) {
             continue;
         }
         let id = &s.tap_stream_id;
-        let table = locate(s, &by_id).ok_or_else(|| {
-            Error::usage(format!(
-                "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
-            ))
-        })?;
         let md = s.stream_metadata();
         let method = match md
             .and_then(|m| m.get("replication-method"))
@@ -147,6 +150,15 @@ pub fn plan(
                 log::info!("stream '{id}': no replication-method in the catalog, using FULL_TABLE");
                 Method::FullTable
             }
+        };
+        let Some(table) = locate(s, &by_id) else {
+            if method == Method::LogBased {
+                plans.missing_log_based.push(id.clone());
+                continue;
+            }
+            return Err(Error::usage(format!(
+                "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
+            )));
         };
         let replication_key = md
             .and_then(|m| m.get("replication-key"))
@@ -182,6 +194,8 @@ pub fn plan(
                 }
             }
         }
+        let mut not_in_catalog: Vec<&str> = Vec::new();
+        let mut all_chosen = true;
         for c in &table.columns {
             if c.kind == ColumnKind::Unsupported {
                 continue;
@@ -217,7 +231,20 @@ pub fn plan(
                 };
             if chosen {
                 selected.push(c.name.as_str());
+            } else if !in_catalog {
+                not_in_catalog.push(c.name.as_str());
+            } else {
+                all_chosen = false;
             }
+        }
+        // LOG_BASED follows columns added since discovery (as the binlog reader does within a
+        // run) when the stream selects every column it knows.
+        if method == Method::LogBased && all_chosen && !not_in_catalog.is_empty() {
+            log::info!(
+                "stream '{id}': selecting column(s) added since discovery: {}",
+                not_in_catalog.join(", ")
+            );
+            selected.extend(not_in_catalog);
         }
         for k in &key_properties {
             if !table.columns.iter().any(|c| &c.name == k) {
@@ -253,7 +280,9 @@ pub fn plan(
         } else {
             None
         };
-        plans.push(build(table, &selected, key_properties, method, rk, opts)?);
+        plans
+            .plans
+            .push(build(table, &selected, key_properties, method, rk, opts)?);
     }
     Ok(plans)
 }

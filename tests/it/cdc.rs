@@ -11,18 +11,18 @@ use crate::support::*;
 /// CDC tests change global binlog settings and read the shared binlog: one at a time.
 static CDC: Mutex<()> = Mutex::new(());
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn lock() -> std::sync::MutexGuard<'static, ()> {
     CDC.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn config_for(db: &str) -> Value {
+pub(crate) fn config_for(db: &str) -> Value {
     let mut cfg = base_config();
     cfg["filter_dbs"] = json!(db);
     cfg
 }
 
 /// A catalog selecting `tables` LOG_BASED (all supported columns).
-fn log_based(db: &str, tables: &[&str], skip_columns: &[&str]) -> Value {
+pub(crate) fn log_based(db: &str, tables: &[&str], skip_columns: &[&str]) -> Value {
     let mut catalog = discover(&config_for(db));
     let ids: Vec<String> = tables.iter().map(|t| format!("{db}-{t}")).collect();
     only_streams(
@@ -70,10 +70,10 @@ fn snapshot_then_changes_with_no_log_row_metadata() {
 }
 
 /// Sets the server's binlog_row_metadata for the life of the guard.
-struct Metadata;
+pub(crate) struct Metadata;
 
 impl Metadata {
-    fn set(value: &str) -> Metadata {
+    pub(crate) fn set(value: &str) -> Metadata {
         root_conn()
             .query_drop(format!("SET GLOBAL binlog_row_metadata = '{value}'"))
             .unwrap();
@@ -400,18 +400,21 @@ fn cdc_failure_modes_are_clear() {
         "{}",
         run.stderr
     );
-    // A purged (or never existing) binlog file names the file and how to recover.
+    // A purged binlog file, with auto_resnapshot off, names the file and how to recover.
     let catalog = log_based(&db, &["t"], &["g"]);
     let state = json!({"bookmarks": {format!("{db}-t"): {"log_file": "binlog.000000", "log_pos": 4, "version": 1, "initial_full_table_complete": true}}});
-    let run = sync_any(&cfg, Some(&catalog), Some(&state));
+    let mut strict = cfg.clone();
+    strict["auto_resnapshot"] = json!(false);
+    let run = sync_any(&strict, Some(&catalog), Some(&state));
     assert_eq!(run.code, Some(1));
     assert!(
-        run.stderr.contains("cannot serve binlog.000000:4"),
+        run.stderr
+            .contains("its bookmarked binlog file binlog.000000 was purged"),
         "{}",
         run.stderr
     );
     assert!(
-        run.stderr.contains("remove their bookmarks"),
+        run.stderr.contains("remove its bookmark from the state"),
         "{}",
         run.stderr
     );
@@ -542,7 +545,7 @@ fn no_log_metadata_follows_columns_that_moved() {
 }
 
 #[test]
-fn no_log_metadata_refuses_to_guess_after_a_table_swap() {
+fn no_log_metadata_table_swap_with_auto_resnapshot_off_fails_clearly() {
     let _g = lock();
     let _m = Metadata::set("NO_LOG");
     let db = fresh_db("cdc_swap");
@@ -550,7 +553,8 @@ fn no_log_metadata_refuses_to_guess_after_a_table_swap() {
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
         .unwrap();
     let catalog = log_based(&db, &["t"], &[]);
-    let cfg = config_for(&db);
+    let mut cfg = config_for(&db);
+    cfg["auto_resnapshot"] = json!(false);
     let state = sync(&cfg, Some(&catalog), None).last_state();
     // A gh-ost style cut-over to a table whose columns are in another order.
     c.query_drop(
@@ -561,16 +565,14 @@ fn no_log_metadata_refuses_to_guess_after_a_table_swap() {
     .unwrap();
     let run = sync_any(&cfg, Some(&log_based(&db, &["t"], &[])), Some(&state));
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("could not be followed"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("binlog_row_metadata=FULL"),
-        "{}",
-        run.stderr
-    );
+    for needle in [
+        "the table was replaced by another (RENAME TABLE t TO t_old, t_gho TO t)",
+        "could not be followed from the binlog",
+        "remove its bookmark from the state",
+        "set auto_resnapshot to true",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
     assert!(
         run.messages.iter().all(|m| m["type"] != "RECORD"),
         "no record with shifted columns"

@@ -5,10 +5,13 @@ mod support;
 
 mod batch;
 mod cdc;
+mod cdc_exact;
+mod cdc_pipeline;
 mod cli_errors;
 mod discover;
 mod faults;
 mod hostile;
+mod model_target;
 mod parallel;
 mod privileges;
 mod recorded;

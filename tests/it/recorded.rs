@@ -151,7 +151,7 @@ fn compressed_transactions_are_refused_not_skipped() {
     let refused = evs
         .iter()
         .filter_map(|e| e.as_ref().ok())
-        .filter_map(|e| tap_mysql::cdc::reader::refused_event(e.header().event_type_raw()))
+        .filter_map(|e| tap_mysql::cdc::dump::refused_event(e.header().event_type_raw()))
         .collect::<Vec<_>>();
     assert!(
         !refused.is_empty(),
@@ -169,7 +169,7 @@ fn compressed_transactions_are_refused_not_skipped() {
     assert!(plain
         .iter()
         .filter_map(|e| e.as_ref().ok())
-        .all(|e| tap_mysql::cdc::reader::refused_event(e.header().event_type_raw()).is_none()));
+        .all(|e| tap_mysql::cdc::dump::refused_event(e.header().event_type_raw()).is_none()));
 }
 
 #[test]
