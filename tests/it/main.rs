@@ -5,6 +5,7 @@ mod support;
 
 mod batch;
 mod cdc;
+mod cdc_types;
 mod cli_errors;
 mod discover;
 mod faults;
