@@ -414,7 +414,7 @@ pub fn refresh_schema(
             s.plan.columns.iter().any(|p| p.name == c.name)
                 || all_selected
                     && !s.table_columns.contains(&c.name)
-                    && super::values::supported(&c.kind)
+                    && super::values::supported(&c.kind, server.flavor)
         })
         .map(|c| c.name.as_str())
         .collect();
@@ -422,7 +422,7 @@ pub fn refresh_schema(
     if let Some(c) = plan
         .columns
         .iter()
-        .find(|c| !super::values::supported(&c.kind))
+        .find(|c| !super::values::supported(&c.kind, server.flavor))
     {
         return Err(Error::runtime(format!(
             "stream '{}': column '{}' became a type the binlog reader cannot decode exactly yet",

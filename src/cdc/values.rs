@@ -10,6 +10,7 @@ use mysql::binlog::value::BinlogValue;
 use mysql::Value;
 
 use crate::catalog::types::{ColumnKind, IntWidth};
+use crate::config::Flavor;
 use crate::singer::time::civil_from_days;
 
 /// What a column needs for decoding, beyond its kind.
@@ -23,12 +24,16 @@ pub struct ColumnDecoding {
     pub fixed_binary_len: Option<usize>,
 }
 
-/// Whether LOG_BASED can decode this kind exactly (others are refused at plan time).
-pub fn supported(kind: &ColumnKind) -> bool {
-    !matches!(
-        kind,
-        ColumnKind::Spatial | ColumnKind::Uuid | ColumnKind::Unsupported
-    )
+/// Whether LOG_BASED can decode this kind exactly on this server (others are refused at plan
+/// time). Spatial values are printed as MariaDB's `ST_AsGeoJSON` prints them; MySQL's returns a
+/// JSON document with its own number spelling, which is not reproduced (nor checked: no MySQL
+/// server to compare with), so spatial columns are refused on MySQL.
+pub fn supported(kind: &ColumnKind, flavor: Flavor) -> bool {
+    match kind {
+        ColumnKind::Unsupported => false,
+        ColumnKind::Spatial => flavor == Flavor::Mariadb,
+        _ => true,
+    }
 }
 
 /// The text-protocol bytes of a binlog value, or None for NULL.
@@ -127,22 +132,13 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
             b
         }
         (Value::Bytes(b), ColumnKind::Spatial) => super::geojson::from_internal(b)?.into_bytes(),
-        // Fixed-size binary storage: the binlog drops trailing zero bytes.
-        (Value::Bytes(b), ColumnKind::Uuid) if b.len() <= 16 => {
-            let mut a = [0u8; 16];
-            a[..b.len()].copy_from_slice(b);
-            uuid_text(&a).into_bytes()
-        }
-        (Value::Bytes(b), ColumnKind::Inet4) if b.len() <= 4 => {
-            let mut a = [0u8; 4];
-            a[..b.len()].copy_from_slice(b);
-            std::net::Ipv4Addr::from(a).to_string().into_bytes()
-        }
-        (Value::Bytes(b), ColumnKind::Inet6) if b.len() <= 16 => {
-            let mut a = [0u8; 16];
-            a[..b.len()].copy_from_slice(b);
-            std::net::Ipv6Addr::from(a).to_string().into_bytes()
-        }
+        // MariaDB logs UUIDs in their canonical byte order (not the swapped order it stores
+        // version 1-5 UUIDs in), as fixed-size binary whose trailing zero bytes are dropped.
+        (Value::Bytes(b), ColumnKind::Uuid) => uuid_text(&fixed::<16>(b, "UUID")?).into_bytes(),
+        (Value::Bytes(b), ColumnKind::Inet4) => std::net::Ipv4Addr::from(fixed::<4>(b, "INET4")?)
+            .to_string()
+            .into_bytes(),
+        (Value::Bytes(b), ColumnKind::Inet6) => inet6_text(&fixed::<16>(b, "INET6")?).into_bytes(),
         (Value::Bytes(b), ColumnKind::Text { .. } | ColumnKind::Json | ColumnKind::Enum { .. }) => {
             decode_text(b, col.charset.as_deref())
         }
@@ -151,7 +147,67 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
     Ok(Some(bytes))
 }
 
-/// Canonical lower-case text of 16 UUID bytes (`8-4-4-4-12`).
+/// A fixed-size binary value whose trailing zero bytes the binlog dropped, padded back.
+fn fixed<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], String> {
+    let mut a = [0u8; N];
+    a.get_mut(..b.len())
+        .ok_or_else(|| {
+            format!(
+                "{what} value of {} bytes in the binlog (at most {N})",
+                b.len()
+            )
+        })?
+        .copy_from_slice(b);
+    Ok(a)
+}
+
+/// INET6 text as MariaDB prints it, which is not RFC 5952: the longest run of zero groups
+/// becomes `::` even when it is a single group (`1::2:3:4:5:6:7`, `1:2:3:4:5:6:7::`), the first
+/// of equally long runs wins, and only `::a.b.c.d` (six zero groups, then a non-zero one) and
+/// `::ffff:a.b.c.d` print their last 32 bits dotted (`::255.255.0.1`, but `::fffe:102:304`).
+pub fn inet6_text(b: &[u8; 16]) -> String {
+    let mut words = [0u16; 8];
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = u16::from_be_bytes([b[2 * i], b[2 * i + 1]]);
+    }
+    // The longest run of zero groups: (start, length), length 0 when there is none.
+    let (mut gap, mut gap_len) = (0usize, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        let start = i;
+        while i < 8 && words[i] == 0 {
+            i += 1;
+        }
+        if i - start > gap_len {
+            (gap, gap_len) = (start, i - start);
+        }
+        i += 1;
+    }
+    let mut out = String::with_capacity(39);
+    let mut i = 0;
+    while i < 8 {
+        if gap_len > 0 && i == gap {
+            out.push_str(if i == 0 { "::" } else { ":" });
+            i += gap_len;
+        } else if i == 6
+            && gap_len > 0
+            && gap == 0
+            && (gap_len == 6 || gap_len == 5 && words[5] == 0xffff)
+        {
+            out.push_str(&std::net::Ipv4Addr::new(b[12], b[13], b[14], b[15]).to_string());
+            break;
+        } else {
+            out.push_str(&format!("{:x}", words[i]));
+            if i < 7 {
+                out.push(':');
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Canonical lower-case text of 16 UUID bytes (`8-4-4-4-12`), as MariaDB prints a UUID.
 pub fn uuid_text(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
@@ -370,5 +426,120 @@ mod tests {
         a[11] = 0xff;
         a[12..].copy_from_slice(&[192, 0, 2, 1]);
         assert_eq!(text(&i6, Value::Bytes(a.to_vec())), "::ffff:192.0.2.1");
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Binlog bytes as MariaDB 10.11 logged them (mariadb-binlog -vv: canonical order, trailing
+    /// zero bytes dropped) and the text the server prints for the same value.
+    #[test]
+    fn uuids_from_their_binlog_bytes() {
+        let u = col(ColumnKind::Uuid);
+        for (bytes, want) in [
+            // Version 1 (stored swapped in the table, logged in canonical order).
+            (
+                "6ccd780cbaba102695645b8c656024db",
+                "6ccd780c-baba-1026-9564-5b8c656024db",
+            ),
+            // Version 4, and a version 7 (stored unswapped).
+            (
+                "123e4567e89b42d3a4564266141740",
+                "123e4567-e89b-42d3-a456-426614174000",
+            ),
+            (
+                "01890a5dac96774bbcceb302099a8057",
+                "01890a5d-ac96-774b-bcce-b302099a8057",
+            ),
+            // Variant 0 (no swap), and version 0 with the variant bit (swapped in the table).
+            (
+                "123e4567e89b12d374564266141740",
+                "123e4567-e89b-12d3-7456-426614174000",
+            ),
+            ("000000000000010080", "00000000-0000-0100-8000-000000000000"),
+            ("", "00000000-0000-0000-0000-000000000000"),
+            (
+                "00000000000000000000000000000001",
+                "00000000-0000-0000-0000-000000000001",
+            ),
+            (
+                "ffffffffffffffffffffffffffffffff",
+                "ffffffff-ffff-ffff-ffff-ffffffffffff",
+            ),
+            (
+                "1234567812341234923412345678",
+                "12345678-1234-1234-9234-123456780000",
+            ),
+        ] {
+            assert_eq!(text(&u, Value::Bytes(unhex(bytes))), want, "{bytes}");
+        }
+        assert!(text_bytes(&u, &BinlogValue::Value(Value::Bytes(vec![1; 17]))).is_err());
+    }
+
+    /// Each address and the text MariaDB 10.11 prints for it (`CAST(... AS INET6)`).
+    #[test]
+    fn inet6_text_is_mariadbs_not_rfc_5952() {
+        let i6 = col(ColumnKind::Inet6);
+        for (hex, want) in [
+            ("", "::"),
+            ("00000000000000000000000000000001", "::1"),
+            ("00000000000000000000000001020304", "::1.2.3.4"),
+            ("00000000000000000000000000010000", "::0.1.0.0"),
+            ("00000000000000000000000000000100", "::100"),
+            ("0000000000000000000000000000ffff", "::ffff"),
+            ("00000000000000000000ffff01020304", "::ffff:1.2.3.4"),
+            ("00000000000000000000ffff", "::ffff:0.0.0.0"),
+            ("000000000000000000000000ffff0001", "::255.255.0.1"),
+            ("00000000000000000000fffe01020304", "::fffe:102:304"),
+            ("00000000000000000001ffff01020304", "::1:ffff:102:304"),
+            ("0064ff9b000000000000000001020304", "64:ff9b::102:304"),
+            ("00000000000000000000000100000000", "::1:0:0"),
+            ("00010000000200030004000500060007", "1::2:3:4:5:6:7"),
+            ("00010002000300040005000600070000", "1:2:3:4:5:6:7::"),
+            ("00010000000000020000000000000003", "1:0:0:2::3"),
+            ("00010000000000020000000000030004", "1::2:0:0:3:4"),
+            ("00010000000100000001000000010000", "1::1:0:1:0:1:0"),
+            ("0001", "1::"),
+            ("00000000000100000000000000000000", "0:0:1::"),
+            ("00000001000200030004000500060007", "::1:2:3:4:5:6:7"),
+            ("00010002000300040005000600070008", "1:2:3:4:5:6:7:8"),
+            ("20010db8000000000000000000000001", "2001:db8::1"),
+            ("fe80", "fe80::"),
+            (
+                "ffffffffffffffffffffffffffffffff",
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            ),
+        ] {
+            assert_eq!(text(&i6, Value::Bytes(unhex(hex))), want, "{hex}");
+        }
+        let i4 = col(ColumnKind::Inet4);
+        assert_eq!(text(&i4, Value::Bytes(vec![10])), "10.0.0.0");
+        assert_eq!(text(&i4, Value::Bytes(vec![])), "0.0.0.0");
+        assert_eq!(text(&i4, Value::Bytes(vec![0, 0, 0, 1])), "0.0.0.1");
+        assert_eq!(text(&i4, Value::Bytes(vec![255; 4])), "255.255.255.255");
+        assert!(text_bytes(&i4, &BinlogValue::Value(Value::Bytes(vec![1; 5]))).is_err());
+    }
+
+    #[test]
+    fn spatial_only_on_mariadb() {
+        assert!(supported(&ColumnKind::Spatial, Flavor::Mariadb));
+        assert!(!supported(&ColumnKind::Spatial, Flavor::Mysql));
+        assert!(supported(&ColumnKind::Uuid, Flavor::Mariadb));
+        assert!(supported(&ColumnKind::Inet6, Flavor::Mariadb));
+        assert!(!supported(&ColumnKind::Unsupported, Flavor::Mariadb));
+        let g = col(ColumnKind::Spatial);
+        let mut p = 4326u32.to_le_bytes().to_vec();
+        p.push(1);
+        p.extend(1u32.to_le_bytes());
+        p.extend(0.000001f64.to_le_bytes());
+        p.extend(1234567890123456f64.to_le_bytes());
+        assert_eq!(
+            text(&g, Value::Bytes(p)),
+            r#"{"type": "Point", "coordinates": [0.000001, 1.234567890123456e15]}"#
+        );
     }
 }

@@ -184,10 +184,15 @@ impl Pass<'_> {
             if let Some(c) = p
                 .columns
                 .iter()
-                .find(|c| !crate::cdc::values::supported(&c.kind))
+                .find(|c| !crate::cdc::values::supported(&c.kind, server.flavor))
             {
+                let why = if c.kind == crate::catalog::types::ColumnKind::Spatial {
+                    " on MySQL (only MariaDB's ST_AsGeoJSON text is reproduced)"
+                } else {
+                    ""
+                };
                 return Err(Error::usage(format!(
-                    "stream '{}': column '{}' ({:?}) cannot be read from the binlog exactly yet: deselect it or use FULL_TABLE/INCREMENTAL",
+                    "stream '{}': column '{}' ({:?}) cannot be read from the binlog exactly yet{why}: deselect it or use FULL_TABLE/INCREMENTAL",
                     p.stream_id, c.name, c.kind
                 )));
             }

@@ -7,6 +7,7 @@ mod batch;
 mod cdc;
 mod cdc_exact;
 mod cdc_pipeline;
+mod cdc_types;
 mod cli_errors;
 mod discover;
 mod faults;
