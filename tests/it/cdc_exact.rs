@@ -466,3 +466,38 @@ fn a_purged_binlog_heals_with_a_new_version() {
         json!(current)
     );
 }
+
+/// In BATCH mode a re-snapshot cannot end with an ACTIVATE_VERSION (SDK targets would delete
+/// the BATCH rows it just loaded): it starts with one, before the files.
+#[test]
+fn a_batch_mode_resnapshot_activates_its_version_before_the_files() {
+    let _g = lock();
+    let db = fresh_db("cdc_heal_batch");
+    db_conn(&db)
+        .query_drop("CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1), (2), (3);")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_for(&db);
+    cfg["batch_config"] = json!({
+        "encoding": {"format": "jsonl", "compression": "none"},
+        "storage": {"root": format!("file://{}", dir.path().display())},
+        "batch_size": 2,
+    });
+    let id = format!("{db}-t");
+    let state = json!({"bookmarks": {&id: {"version": 5, "initial_full_table_complete": true, "resnapshot": "test"}}});
+    let run = sync(&cfg, Some(&log_based(&db, &["t"], &[])), Some(&state));
+    let kinds: Vec<&str> = run
+        .messages
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .filter(|t| *t != "STATE")
+        .collect();
+    assert_eq!(kinds, ["SCHEMA", "ACTIVATE_VERSION", "BATCH", "BATCH"]);
+    assert!(activations(&run)[0] > 5);
+    let bm = &run.last_state()["bookmarks"][&id];
+    assert!(
+        bm["log_file"].is_string() && bm.get("resnapshot").is_none(),
+        "{bm}"
+    );
+    assert_eq!(bm["version"], json!(activations(&run)[0]));
+}

@@ -7,6 +7,8 @@ use crate::support::*;
 
 #[test]
 fn documented_least_privileges_run_every_method() {
+    // LOG_BASED reads the shared binlog, which CDC tests change (metadata, purges).
+    let _g = crate::cdc::lock();
     let db = fresh_db("least_priv");
     let mut c = db_conn(&db);
     c.query_drop(
