@@ -23,23 +23,6 @@ const TABLES: [&str; 4] = ["a", "b", "c", "u"];
 const WRITER_STEPS: u64 = 500;
 const WRITER_TIME: Duration = Duration::from_secs(12);
 
-/// A small deterministic generator.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn seed() -> u64 {
     std::env::var("TAP_MYSQL_PIPELINE_SEED")
         .ok()

@@ -4,27 +4,7 @@
 
 use tap_mysql::cdc::{ddl, geojson, gtid, mariadb};
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let n = (self.next() as usize) % (max + 1);
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn text(&mut self, alphabet: &[&str], max: usize) -> String {
-        let n = (self.next() as usize) % (max + 1);
-        (0..n)
-            .map(|_| alphabet[(self.next() as usize) % alphabet.len()])
-            .collect()
-    }
-}
+use crate::support::Lcg;
 
 #[test]
 fn binlog_decoders_never_panic_on_random_bytes() {

@@ -723,3 +723,36 @@ pub fn kill_connections(condition: &str) -> usize {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A small deterministic generator for randomized tests (same seed, same sequence).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next 31-bit value.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// Up to `max` random bytes.
+    pub fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let n = (self.next() as usize) % (max + 1);
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+
+    /// Up to `max` pieces of `alphabet`, joined.
+    pub fn text(&mut self, alphabet: &[&str], max: usize) -> String {
+        let n = (self.next() as usize) % (max + 1);
+        (0..n)
+            .map(|_| alphabet[(self.next() as usize) % alphabet.len()])
+            .collect()
+    }
+}
