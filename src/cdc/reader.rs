@@ -609,7 +609,11 @@ impl Session<'_, '_> {
             }
             _ => RowsKind::Update,
         };
-        let when = super::stream::commit_time(timestamp);
+        // The time of deletes (and of the old key of an update that changed it).
+        let when = match kind {
+            RowsKind::Insert => String::new(),
+            _ => super::stream::commit_time(timestamp),
+        };
         for row in rows.rows(tme) {
             let (before, after) =
                 row.map_err(|e| Error::runtime(format!("binlog {}:{}: {e}", pos.file, pos.pos)))?;

@@ -170,7 +170,9 @@ impl Pass<'_> {
             plans.retain(|p| only.contains(&p.stream_id));
         }
         for id in planned.missing_log_based {
-            self.table_gone(&id, state.bookmark(&id))?;
+            if only.is_none_or(|o| o.contains(&id)) {
+                self.table_gone(&id, state.bookmark(&id))?;
+            }
         }
         if let Some(b) = &config.batch {
             for p in &plans {
