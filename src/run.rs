@@ -24,7 +24,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         };
         return write_stdout(text.as_bytes());
     }
-    if cli.config.is_empty() {
+    // Settings may come from TAP_MYSQL_* variables alone (no file).
+    if cli.config.is_empty() && !std::env::vars().any(|(k, _)| k.starts_with("TAP_MYSQL_")) {
         return Err(Error::usage(
             "--config FILE is required (see --help); settings may also come from TAP_MYSQL_* variables",
         ));

@@ -9,15 +9,17 @@
 //!   the release would let it see commits the coordinates do not cover: duplicates in CDC).
 //! - Lock waits are bounded (`lock_wait_timeout`, and `max_statement_time` on MariaDB): a
 //!   server busy with long queries makes us try the next method, not hang.
-//! - Methods, in order (`snapshot_method: auto`), each logged:
-//!   1. `FLUSH TABLES WITH READ LOCK` (global; needs RELOAD),
-//!   2. `FLUSH TABLES t1, t2 WITH READ LOCK` (only the synced tables; managed services that
-//!      refuse the global lock often allow it; needs RELOAD and LOCK TABLES),
-//!   3. no lock at all on MariaDB and Percona: each snapshot reports its own binlog position
+//! - Methods, in order (`snapshot_method: auto`), each logged; the least disruptive first:
+//!   1. no lock at all on MariaDB and Percona: each snapshot reports its own binlog position
 //!      (`binlog_snapshot_file`/`_position`), and all workers must report the same one,
-//!   4. `LOCK TABLES t1 READ, ...` held by the lock connection (needs LOCK TABLES),
+//!   2. `FLUSH TABLES t1, t2 WITH READ LOCK` (only the tables read; needs RELOAD and LOCK
+//!      TABLES),
+//!   3. `LOCK TABLES t1 READ, ...` held by the lock connection (needs LOCK TABLES),
+//!   4. `FLUSH TABLES WITH READ LOCK` (global: every write on the server waits; needs RELOAD),
 //!   5. only when configured (`snapshot_method: independent`): one snapshot per worker, started
 //!      one after the other, which is NOT consistent across tables.
+//! - The caller opens no snapshot at all when nothing is read as of one point in time (runs
+//!   that only read the binlog or INCREMENTAL streams): such runs take no lock.
 //!
 //!   When none of 1–4 is possible in automatic mode, the run continues with one worker (whose
 //!   own snapshot is consistent across tables) and a warning; a forced method fails instead.
@@ -121,10 +123,10 @@ pub fn open(
         Some(m) => vec![m],
         None if conns.len() == 1 => vec![SnapshotMethod::Single],
         None => vec![
-            SnapshotMethod::GlobalLock,
-            SnapshotMethod::TableLock,
             SnapshotMethod::LockFree,
+            SnapshotMethod::TableLock,
             SnapshotMethod::LockTables,
+            SnapshotMethod::GlobalLock,
         ],
     };
     let mut failures = Vec::new();

@@ -287,30 +287,55 @@ impl Pass<'_> {
         let config = self.config;
         let out = self.out;
         let bookmark_of = |p: &StreamPlan| bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
-        let jobs_total: usize = chunk_plans
+        // Jobs for workers: every FULL_TABLE read (or its unfinished chunks) and INCREMENTAL
+        // stream; LOG_BASED streams past their load only read the binlog.
+        let is_load: Vec<bool> = plans
             .iter()
-            .map(|c| {
+            .map(|p| full_load(p, &bookmark_of(p)))
+            .collect();
+        let loads: Vec<&StreamPlan> = plans
+            .iter()
+            .zip(&is_load)
+            .filter_map(|(p, load)| load.then_some(p))
+            .collect();
+        let jobs_total: usize = plans
+            .iter()
+            .zip(&is_load)
+            .zip(&chunk_plans)
+            .filter(|((p, load), _)| **load || p.method == Method::Incremental)
+            .map(|(_, c)| {
                 c.as_ref()
                     .map_or(1, |c| c.iter().filter(|(_, done)| !done).count().max(1))
             })
             .sum();
-        let workers = max_workers.min(jobs_total).max(1);
-        let table_ids: Vec<(String, String)> = plans
-            .iter()
-            .map(|p| (p.database.clone(), p.table.clone()))
-            .collect();
-        let snap = snapshot::open(
-            self.connector,
-            server,
-            &SnapshotOptions {
-                workers,
-                tables: &table_ids,
-                method: config.snapshot_method,
-                lock_timeout_s: config.snapshot_lock_timeout_s,
-            },
-        )?;
-        let coords = snap.coords.clone();
-        let mut conns = snap.conns;
+        let workers = max_workers.min(jobs_total);
+        let (coords, mut conns) = if loads.is_empty() {
+            // Nothing is read as of one point in time: no snapshot, so no lock of any kind.
+            if workers > 0 {
+                log::info!("snapshot: not needed (no FULL_TABLE read or initial load): {workers} worker connection(s), no lock");
+            }
+            let conns = (0..workers)
+                .map(|i| self.connector.connect(&format!("worker {}", i + 1)))
+                .collect::<Result<Vec<_>>>()?;
+            (None, conns)
+        } else {
+            // Only the tables read in the snapshot are locked, when a lock is needed at all.
+            let table_ids: Vec<(String, String)> = loads
+                .iter()
+                .map(|p| (p.database.clone(), p.table.clone()))
+                .collect();
+            let snap = snapshot::open(
+                self.connector,
+                server,
+                &SnapshotOptions {
+                    workers: workers.max(1),
+                    tables: &table_ids,
+                    method: config.snapshot_method,
+                    lock_timeout_s: config.snapshot_lock_timeout_s,
+                },
+            )?;
+            (snap.coords, snap.conns)
+        };
 
         // Prepare every stream inside the snapshot (the greatest key is read there).
         let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
@@ -361,7 +386,9 @@ impl Pass<'_> {
             progress: self.progress,
         };
         let jobs = queue_jobs(&ctx, chunk_plans, config.chunk_rows, conns.len() > 1)?;
-        run_workers(&ctx, jobs, &mut conns);
+        if !conns.is_empty() {
+            run_workers(&ctx, jobs, &mut conns);
+        }
         if let Some(e) = ctx.failure.lock().ok().and_then(|mut f| f.take()) {
             return Err(e);
         }
@@ -627,11 +654,12 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
             let run = &ctx.runs[*i];
             let plan = run.plan;
             log::info!(
-                "stream '{}': starting {} sync of {} columns (about {} rows)",
+                "stream '{}': starting {} sync of {} columns (about {} rows){}",
                 plan.stream_id,
                 plan.method,
                 plan.columns.len(),
-                plan.row_estimate.map_or("?".to_string(), |n| n.to_string())
+                plan.row_estimate.map_or("?".to_string(), |n| n.to_string()),
+                resume_point(plan, &run.bookmark, run.full.is_some())
             );
             ctx.progress.start(&plan.stream_id, plan.row_estimate);
             let rows = match (&run.full, plan.method) {
@@ -668,6 +696,21 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where a stream resumes, for its start line (empty when it starts from the beginning).
+fn resume_point(plan: &StreamPlan, bookmark: &Map<String, Value>, loading: bool) -> String {
+    let value = |k: &str| bookmark.get(k).filter(|v| !v.is_null());
+    if loading {
+        if let Some(last) = value("last_pk_fetched") {
+            return format!(", resuming after key {last}");
+        }
+        return String::new();
+    }
+    match (plan.replication_key_name(), value("replication_key_value")) {
+        (Some(k), Some(v)) => format!(", resuming at {k} >= {v}"),
+        _ => String::new(),
+    }
 }
 
 fn announce_chunked(

@@ -160,6 +160,11 @@ pub fn plan(catalog: Option<&Catalog>, tables: &[TableInfo], opts: &TypeOptions)
                 "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
             )));
         };
+        if method == Method::LogBased && table.is_view {
+            return Err(Error::usage(format!(
+                "stream '{id}' is a view: LOG_BASED cannot follow a view (the binary log holds the changes of its base tables, not of the view), so it would never see a change. Use FULL_TABLE (or INCREMENTAL with a replication-key) for the view, or LOG_BASED on its base tables"
+            )));
+        }
         let replication_key = md
             .and_then(|m| m.get("replication-key"))
             .or_else(|| s.extra.get("replication_key"))

@@ -379,9 +379,24 @@ fn cdc_failure_modes_are_clear() {
     let _g = lock();
     let db = fresh_db("cdc_fail");
     db_conn(&db)
-        .query_drop("CREATE TABLE t (id int primary key, g point)")
+        .query_drop(
+            "CREATE TABLE t (id int primary key, g point);
+             CREATE VIEW v AS SELECT id FROM t;",
+        )
         .unwrap();
     let cfg = config_for(&db);
+    // A view can never be LOG_BASED (its changes are its base tables'): refused up front.
+    let run = sync_any(&cfg, Some(&log_based(&db, &["v"], &[])), None);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "stream '{db}-v' is a view: LOG_BASED cannot follow a view"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Use FULL_TABLE"), "{}", run.stderr);
+    assert!(run.messages.is_empty());
     // A purged binlog file, with auto_resnapshot off, names the file and how to recover.
     let catalog = log_based(&db, &["t"], &[]);
     let state = json!({"bookmarks": {format!("{db}-t"): {"log_file": "binlog.000000", "log_pos": 4, "version": 1, "initial_full_table_complete": true}}});

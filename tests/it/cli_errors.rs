@@ -298,3 +298,59 @@ fn progress_metrics_json_logs_and_quiet() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stderr_of(&out).is_empty(), "{}", stderr_of(&out));
 }
+
+#[test]
+fn command_line_mistakes_are_one_line() {
+    for (args, needle) in [
+        (
+            &["--bogus"][..],
+            "unexpected argument '--bogus' found (see --help)",
+        ),
+        (
+            &["--about", "--format", "yaml"][..],
+            "invalid value 'yaml' for '--format <FORMAT>'",
+        ),
+        (
+            &["--catalog"][..],
+            "a value is required for '--catalog <FILE>'",
+        ),
+    ] {
+        let out = run_tap(args, &[]);
+        assert_clean_failure(&out, 2, needle);
+        assert_eq!(
+            stderr_of(&out).lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+    }
+    // --help and --version still print as usual.
+    let help = run_tap(&["--help"], &[]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout_of(&help).contains("--config <FILE>"));
+}
+
+#[test]
+fn every_setting_from_environment_variables_without_a_config_file() {
+    let cfg = base_config();
+    let vars: Vec<(String, String)> = cfg
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            (format!("TAP_MYSQL_{}", k.to_ascii_uppercase()), text)
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = run_tap(&["--discover"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let catalog: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!catalog["streams"].as_array().unwrap().is_empty());
+    // Without --config and without any variable: the clear line.
+    assert_clean_failure(
+        &run_tap(&["--discover"], &[]),
+        2,
+        "--config FILE is required",
+    );
+}

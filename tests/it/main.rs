@@ -11,6 +11,7 @@ mod cdc_types;
 mod cli_errors;
 mod discover;
 mod faults;
+mod guest;
 mod hostile;
 mod model_target;
 mod parallel;

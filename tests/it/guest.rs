@@ -1,0 +1,215 @@
+//! A good guest on a busy primary: runs that need no snapshot take no lock, snapshots are
+//! lock-free first on MariaDB, and a long-running query on a selected table neither blocks the
+//! run nor makes other sessions' writes wait.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use serde_json::{json, Value};
+
+use crate::cdc::{config_for, lock, log_based};
+use crate::support::*;
+
+/// The server's general log is global: one test at a time turns it on.
+static GENERAL_LOG: Mutex<()> = Mutex::new(());
+
+/// The general log (as a table) for the life of the guard.
+struct GeneralLog;
+
+impl GeneralLog {
+    fn on() -> GeneralLog {
+        root_conn()
+            .query_drop("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 'ON'")
+            .unwrap();
+        GeneralLog
+    }
+
+    /// Statements logged for `user`.
+    fn statements(user: &str) -> Vec<String> {
+        root_conn()
+            .exec_map(
+                "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE user_host LIKE ? AND command_type = 'Query'",
+                (format!("{user}[{user}]%"),),
+                |a: String| a,
+            )
+            .unwrap()
+    }
+}
+
+impl Drop for GeneralLog {
+    fn drop(&mut self) {
+        let _ = root_conn().query_drop("SET GLOBAL general_log = 'OFF'");
+    }
+}
+
+fn as_user(mut cfg: Value, user: &str) -> Value {
+    cfg["user"] = json!(user);
+    cfg["password"] = json!(format!("pw-{user}"));
+    cfg["max_parallel_streams"] = json!(2);
+    cfg
+}
+
+/// A user with every privilege (RELOAD included), so nothing but the tap's choice decides.
+fn all_privileges(user: &str) {
+    let mut root = root_conn();
+    root.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
+        .unwrap();
+    root.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'"
+    ))
+    .unwrap();
+    root.query_drop(format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"))
+        .unwrap();
+}
+
+fn lock_statements(user: &str) -> Vec<String> {
+    GeneralLog::statements(user)
+        .into_iter()
+        .filter(|s| {
+            let u = s.to_ascii_uppercase();
+            u.contains("FLUSH") || u.contains("LOCK TABLES")
+        })
+        .collect()
+}
+
+#[test]
+fn runs_that_need_no_snapshot_take_no_lock_and_loads_are_lock_free_first() {
+    let _g = lock();
+    let _log = GENERAL_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let db = fresh_db("guest_nolock");
+    db_conn(&db)
+        .query_drop(
+            "CREATE TABLE l (id int primary key, v int);
+             CREATE TABLE i (id int primary key, ts datetime not null);
+             INSERT INTO l VALUES (1, 1), (2, 2);
+             INSERT INTO i VALUES (1, '2024-01-01'), (2, '2024-01-02');",
+        )
+        .unwrap();
+    all_privileges("guest1");
+    let cfg = as_user(config_for(&db), "guest1");
+    let mut both = log_based(&db, &["l", "i"], &[]);
+    select_all(
+        &mut both,
+        &[
+            (&format!("{db}-l"), "LOG_BASED", None),
+            (&format!("{db}-i"), "INCREMENTAL", Some("ts")),
+        ],
+    );
+    let mut only_l = both.clone();
+    only_streams(&mut only_l, &[&format!("{db}-l")]);
+    let mut only_i = both.clone();
+    only_streams(&mut only_i, &[&format!("{db}-i")]);
+    let general = GeneralLog::on();
+    // An initial load with RELOAD granted: MariaDB's lock-free method, no FLUSH.
+    let first = sync(&cfg, Some(&both), None);
+    assert!(
+        first
+            .stderr
+            .contains("via lock-free (binlog_snapshot_file/position)"),
+        "{}",
+        first.stderr
+    );
+    let state = first.last_state();
+    db_conn(&db)
+        .query_drop("INSERT INTO l VALUES (3, 3); INSERT INTO i VALUES (3, '2024-01-03')")
+        .unwrap();
+    // LOG_BASED only, past the load: no worker connection, no snapshot, no lock.
+    let cdc = sync(&cfg, Some(&only_l), Some(&state));
+    assert_eq!(cdc.records(&format!("{db}-l")).len(), 1);
+    assert!(!cdc.stderr.contains("snapshot:"), "{}", cdc.stderr);
+    // INCREMENTAL only: plain connections, no snapshot, no lock.
+    let incr = sync(&cfg, Some(&only_i), Some(&state));
+    assert_eq!(incr.records(&format!("{db}-i")).len(), 2);
+    assert!(
+        incr.stderr.contains("snapshot: not needed"),
+        "{}",
+        incr.stderr
+    );
+    let logged = GeneralLog::statements("guest1");
+    assert!(
+        logged.iter().any(|s| s.contains("binlog_snapshot_")),
+        "the general log holds the tap's statements: {logged:?}"
+    );
+    assert_eq!(lock_statements("guest1"), Vec::<String>::new());
+    // The check sees a lock when one is taken (a forced global lock, as another user).
+    all_privileges("guest2");
+    let mut forced = as_user(config_for(&db), "guest2");
+    forced["snapshot_method"] = json!("global_lock");
+    sync(&forced, Some(&only_l), None);
+    assert_eq!(
+        lock_statements("guest2"),
+        vec![
+            "FLUSH TABLES WITH READ LOCK".to_string(),
+            "UNLOCK TABLES".to_string()
+        ]
+    );
+    drop(general);
+}
+
+/// Runs `sql` on its own connection in a thread; returns when it ended.
+fn in_background(sql: String) -> std::thread::JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        root_conn().query_drop(&sql).unwrap();
+        Instant::now()
+    })
+}
+
+#[test]
+fn a_long_query_on_a_selected_table_blocks_neither_the_run_nor_other_writes() {
+    let _g = lock();
+    let db = fresh_db("guest_longq");
+    let mut c = db_conn(&db);
+    c.query_drop(
+        "CREATE TABLE l (id int primary key, v int);
+         CREATE TABLE l2 (id int primary key, v int);
+         CREATE TABLE w (id int auto_increment primary key, at datetime(6));
+         INSERT INTO l VALUES (1, 1);
+         INSERT INTO l2 VALUES (1, 1);",
+    )
+    .unwrap();
+    all_privileges("guest3");
+    let cfg = as_user(config_for(&db), "guest3");
+    // Two streams, so two workers would share one snapshot.
+    let catalog = log_based(&db, &["l", "l2"], &[]);
+    for (what, state) in [
+        ("an initial load", None),
+        (
+            "a binlog-only run",
+            Some(sync(&cfg, Some(&catalog), None).last_state()),
+        ),
+    ] {
+        // A report that keeps the selected table open for 4 s (a global read lock would wait
+        // for it, and every write on the server would queue behind that lock).
+        let long = in_background(format!("SELECT SLEEP(4), id FROM `{db}`.l"));
+        std::thread::sleep(Duration::from_millis(300));
+        let writer = std::thread::spawn({
+            let db = db.clone();
+            move || {
+                let mut w = db_conn(&db);
+                (0..20)
+                    .map(|_| {
+                        w.query_drop("INSERT INTO w (at) VALUES (NOW(6))").unwrap();
+                        std::thread::sleep(Duration::from_millis(20));
+                        Instant::now()
+                    })
+                    .last()
+                    .unwrap()
+            }
+        });
+        let run = sync(&cfg, Some(&catalog), state.as_ref());
+        let run_done = Instant::now();
+        let writes_done = writer.join().unwrap();
+        let long_done = long.join().unwrap();
+        assert!(
+            run_done < long_done,
+            "{what}: the run waited for the long query: {}",
+            run.stderr
+        );
+        assert!(
+            writes_done < long_done,
+            "{what}: other sessions' writes waited for the long query"
+        );
+        assert!(!run.stderr.contains("FLUSH TABLES"), "{}", run.stderr);
+    }
+}
