@@ -221,6 +221,17 @@ fn interrupted_full_table_resumes_without_losing_rows() {
         assert_eq!(state["currently_syncing"], json!(id));
 
         let second = sync(&cfg, Some(&catalog), Some(&state));
+        // The start line says where the stream resumes.
+        let start_line = second
+            .stderr
+            .lines()
+            .find(|l| l.contains(&format!("stream '{id}': starting FULL_TABLE sync")))
+            .unwrap_or_default();
+        assert!(
+            start_line.ends_with(&format!(", resuming after key {}", bm["last_pk_fetched"])),
+            "{shape}: {}",
+            second.stderr
+        );
         // No ACTIVATE_VERSION at the start of a resumed run; one at its end, with the original version.
         let av: Vec<&Value> = second
             .messages
