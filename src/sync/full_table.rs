@@ -21,7 +21,7 @@ use mysql::{Conn, Row};
 use serde_json::{json, Map, Value};
 
 use super::bookmark::{literal, value_from_cell};
-use super::output::OutputSender;
+use super::output::{OutputSender, StateLine};
 use super::plan::StreamPlan;
 use super::rows::{cell, read_rows, Emit};
 use crate::error::{Error, MysqlContext, Result};
@@ -239,13 +239,13 @@ impl<'a> FullTable<'a> {
         }
         let id = self.plan.stream_id.as_str();
         let base = self.progress(None);
-        self.read(conn, emit, None, after.as_ref(), |row| {
+        self.read(conn, emit, None, after.as_ref(), |row, line| {
             let mut b = base.clone();
             b.insert(
                 "last_pk_fetched".into(),
                 Value::Object(last_key(self.plan, row)),
             );
-            emit.out.bookmark(id, b, Some(id))
+            emit.out.bookmark_with(id, b, Some(id), line)
         })
     }
 
@@ -253,9 +253,16 @@ impl<'a> FullTable<'a> {
     pub fn read_chunk(&self, conn: &mut Conn, emit: Emit<'_>, work: &ChunkWork) -> Result<u64> {
         let id = self.plan.stream_id.as_str();
         let out = emit.out;
-        let rows = self.read(conn, emit, Some(&work.bounds), work.after.as_ref(), |row| {
-            out.chunk(id, work.index, Some(last_key(self.plan, row)), false)
-        })?;
+        let rows = self.read(
+            conn,
+            emit,
+            Some(&work.bounds),
+            work.after.as_ref(),
+            |row, line| {
+                let last = Some(last_key(self.plan, row));
+                out.chunk_with(id, work.index, last, false, line)
+            },
+        )?;
         out.chunk(id, work.index, None, true)?;
         Ok(rows)
     }
@@ -268,7 +275,7 @@ impl<'a> FullTable<'a> {
         emit: Emit<'_>,
         chunk: Option<&ChunkBounds>,
         after: Option<&Map<String, Value>>,
-        checkpoint: impl FnMut(&Row) -> Result<()>,
+        checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
     ) -> Result<u64> {
         let plan = self.plan;
         let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
@@ -285,9 +292,9 @@ impl<'a> FullTable<'a> {
         let mut attempts = 0u32;
         loop {
             let sql = self.select_sql(chunk, after.as_ref())?;
-            let outcome = read_rows(conn, &sql, plan, &frame, emit, |row| {
+            let outcome = read_rows(conn, &sql, plan, &frame, emit, |row, line| {
                 if resumable {
-                    checkpoint(row)?;
+                    checkpoint(row, line)?;
                 }
                 Ok(())
             })?;

@@ -91,11 +91,12 @@ pub fn sync_incremental(
     let mut total = 0u64;
     let mut attempts = 0u32;
     loop {
-        let outcome = read_rows(conn, &select(from.as_ref())?, plan, &frame, emit, |row| {
+        let sql = select(from.as_ref())?;
+        let outcome = read_rows(conn, &sql, plan, &frame, emit, |row, line| {
             if let Some(v) = value_from_cell(&rk_col.kind, cell(row, rk_idx)) {
                 let mut b = bookmark.clone();
                 b.insert("replication_key_value".into(), v);
-                out.bookmark(id, b, Some(id))?;
+                out.bookmark_with(id, b, Some(id), line)?;
             }
             Ok(())
         })?;

@@ -174,9 +174,11 @@ impl Pass<'_> {
                 self.table_gone(&id, state.bookmark(&id))?;
             }
         }
-        if let Some(b) = &config.batch {
+        // Only before the first pass: a later pass runs while this run's last BATCH messages
+        // may still wait for the writer, their files still marked.
+        if let (Some(b), None) = (&config.batch, only) {
             for p in &plans {
-                crate::batch::discard_partials(b, &p.stream_id)?;
+                crate::batch::discard_unannounced(b, &p.stream_id)?;
             }
         }
         if plans.is_empty() {

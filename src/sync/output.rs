@@ -4,6 +4,11 @@
 //! bounded channel (back-pressure: a slow target slows the workers, memory stays bounded).
 //! Bookmark updates travel through the same channel behind the records they cover, and the
 //! writer owns the state: a STATE line is written only after every record it covers.
+//!
+//! A reader stopping for a signal records where it stopped ([`StateLine::Final`]) behind the
+//! last records it handed over, without a STATE line of its own: the run's final STATE carries
+//! it. A BATCH message is written and flushed before its file's "unsent" marker is removed
+//! (see `crate::batch`), and both happen before any STATE covering the file's rows.
 
 use std::io::Write;
 use std::thread::JoinHandle;
@@ -11,6 +16,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde_json::{Map, Value};
 
+use crate::batch::FinishedFile;
 use crate::error::{Error, Result};
 use crate::singer::state::State;
 
@@ -19,20 +25,44 @@ pub const BUFFER_BYTES: usize = 256 * 1024;
 /// Buffers in flight between workers and the writer.
 const CHANNEL_DEPTH: usize = 16;
 
+/// When a bookmark update reaches stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateLine {
+    /// At once, as a STATE line of its own.
+    Now,
+    /// Only in the run's final STATE: a reader stopped by a signal records its last written
+    /// row without adding a STATE line per reader.
+    Final,
+}
+
 enum Out {
     Data(Vec<u8>),
+    Batch(FinishedFile),
     FinalState,
     Chunk {
         stream: String,
         index: usize,
         last_pk: Option<Map<String, Value>>,
         done: bool,
+        line: StateLine,
     },
     Bookmark {
         stream: String,
         bookmark: Map<String, Value>,
         syncing: Option<String>,
+        line: StateLine,
     },
+}
+
+impl Out {
+    /// Whether writing this message leaves the current state as the last line.
+    fn leaves_state_last(&self) -> bool {
+        match self {
+            Out::Data(_) | Out::Batch(_) => false,
+            Out::FinalState => true,
+            Out::Chunk { line, .. } | Out::Bookmark { line, .. } => *line == StateLine::Now,
+        }
+    }
 }
 
 /// A worker's handle to the writer. Cheap to clone.
@@ -58,6 +88,12 @@ impl OutputSender {
         self.tx.send(Out::Data(buf)).map_err(|_| closed())
     }
 
+    /// Sends a finished batch file's BATCH message; the writer releases the file's marker once
+    /// the message is out.
+    pub fn batch(&self, file: FinishedFile) -> Result<()> {
+        self.tx.send(Out::Batch(file)).map_err(|_| closed())
+    }
+
     /// Replaces a stream's bookmark and writes a STATE line (after everything sent before).
     /// `syncing` becomes `currently_syncing`.
     pub fn bookmark(
@@ -66,11 +102,23 @@ impl OutputSender {
         bookmark: Map<String, Value>,
         syncing: Option<&str>,
     ) -> Result<()> {
+        self.bookmark_with(stream, bookmark, syncing, StateLine::Now)
+    }
+
+    /// [`OutputSender::bookmark`], with the STATE line written now or only at the end.
+    pub fn bookmark_with(
+        &self,
+        stream: &str,
+        bookmark: Map<String, Value>,
+        syncing: Option<&str>,
+        line: StateLine,
+    ) -> Result<()> {
         self.tx
             .send(Out::Bookmark {
                 stream: stream.to_string(),
                 bookmark,
                 syncing: syncing.map(str::to_string),
+                line,
             })
             .map_err(|_| closed())
     }
@@ -86,12 +134,25 @@ impl OutputSender {
         last_pk: Option<Map<String, Value>>,
         done: bool,
     ) -> Result<()> {
+        self.chunk_with(stream, index, last_pk, done, StateLine::Now)
+    }
+
+    /// [`OutputSender::chunk`], with the STATE line written now or only at the end.
+    pub fn chunk_with(
+        &self,
+        stream: &str,
+        index: usize,
+        last_pk: Option<Map<String, Value>>,
+        done: bool,
+        line: StateLine,
+    ) -> Result<()> {
         self.tx
             .send(Out::Chunk {
                 stream: stream.to_string(),
                 index,
                 last_pk,
                 done,
+                line,
             })
             .map_err(|_| closed())
     }
@@ -155,35 +216,46 @@ fn write_loop<W: Write>(
     // Whether the last line written is the current STATE.
     let mut state_last = false;
     for msg in rx {
-        let was_state_last = std::mem::replace(&mut state_last, !matches!(msg, Out::Data(_)));
-        match msg {
+        let was_state_last = std::mem::replace(&mut state_last, msg.leaves_state_last());
+        let write_state = match msg {
             Out::Data(mut buf) => {
                 sink.write_all(&buf).map_err(write_err)?;
                 buf.clear();
                 let _ = recycle.try_send(buf);
+                false
             }
-            Out::FinalState if was_state_last => {}
-            Out::FinalState => {
-                sink.write_all(&state.message()).map_err(write_err)?;
+            Out::Batch(file) => {
+                // Out of the process before the marker goes (a kill in between leaves the
+                // marker: the next run removes an announced file whose rows it reads again).
+                sink.write_all(file.message()).map_err(write_err)?;
+                sink.flush().map_err(write_err)?;
+                file.announced()?;
+                false
             }
+            Out::FinalState => !was_state_last,
             Out::Chunk {
                 stream,
                 index,
                 last_pk,
                 done,
+                line,
             } => {
                 state.update_chunk(&stream, index, last_pk, done);
-                sink.write_all(&state.message()).map_err(write_err)?;
+                line == StateLine::Now
             }
             Out::Bookmark {
                 stream,
                 bookmark,
                 syncing,
+                line,
             } => {
                 state.set_bookmark(&stream, bookmark);
                 state.set_currently_syncing(syncing.as_deref());
-                sink.write_all(&state.message()).map_err(write_err)?;
+                line == StateLine::Now
             }
+        };
+        if write_state {
+            sink.write_all(&state.message()).map_err(write_err)?;
         }
     }
     sink.flush().map_err(write_err)?;

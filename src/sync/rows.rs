@@ -3,7 +3,10 @@
 //!
 //! Promises: the result set is streamed (never buffered whole); a checkpoint is taken only
 //! after the buffer holding every row before it has been sent, so the bookmark the caller
-//! sends next can never run ahead of the data.
+//! sends next can never run ahead of the data. A reader stopped by a signal sends every record
+//! it encoded, then takes a last checkpoint ([`StateLine::Final`]) at the last of them, so the
+//! run's final STATE covers exactly the rows written (BATCH mode: exactly the rows of the
+//! announced files, whose checkpoints were taken as each file was announced).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row, Value};
 
-use super::output::{OutputSender, BUFFER_BYTES};
+use super::output::{OutputSender, StateLine, BUFFER_BYTES};
 use super::plan::StreamPlan;
 use crate::batch::BatchSink;
 use crate::config::BatchConfig;
@@ -69,14 +72,14 @@ pub fn cell(row: &Row, i: usize) -> Option<&[u8]> {
 }
 
 /// Runs `sql` and writes one RECORD per row. `checkpoint` is called with the last written row
-/// every `cadence`, after its data was sent.
+/// every `cadence` (and when a signal stops the read), after its data was sent.
 pub fn read_rows(
     conn: &mut Conn,
     sql: &str,
     plan: &StreamPlan,
     frame: &RecordFrame,
     emit: Emit<'_>,
-    mut checkpoint: impl FnMut(&Row) -> Result<()>,
+    mut checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
 ) -> Result<ReadOutcome> {
     if let Some(cfg) = emit.batch {
         return read_rows_batch(conn, sql, plan, emit, cfg, checkpoint);
@@ -117,8 +120,11 @@ pub fn read_rows(
         let due = since_checkpoint >= cadence.rows
             || (rows.is_multiple_of(1024) && last_checkpoint.elapsed() >= cadence.interval);
         if rows.is_multiple_of(1024) {
-            stop_check(cancel)?;
             emit.progress.add(&plan.stream_id, 1024);
+            if let Err(stop) = stop_check(cancel) {
+                let last = || checkpoint(&row, StateLine::Final);
+                return Err(hand_over(stop, plan, &warnings, buf, emit, last));
+            }
         }
         if buf.len() >= BUFFER_BYTES || due {
             invalid_text(plan, &warnings)?;
@@ -126,7 +132,7 @@ pub fn read_rows(
             out.send(std::mem::replace(&mut buf, out.buffer()))?;
         }
         if due {
-            checkpoint(&row)?;
+            checkpoint(&row, StateLine::Now)?;
             since_checkpoint = 0;
             last_checkpoint = Instant::now();
         }
@@ -141,6 +147,29 @@ pub fn read_rows(
         last_row,
         dropped,
     })
+}
+
+/// A read stopping with `stop`. When a signal stopped it, the records in `buf` (complete, the
+/// last one the row `last_checkpoint` records) are sent and then that checkpoint is taken, so
+/// the final STATE covers them; the signal is returned. Any other stop (another job failed,
+/// the run fails) drops them. An error while handing over replaces the stop.
+fn hand_over(
+    stop: Error,
+    plan: &StreamPlan,
+    warnings: &[ColumnWarnings],
+    buf: Vec<u8>,
+    emit: Emit<'_>,
+    last_checkpoint: impl FnOnce() -> Result<()>,
+) -> Error {
+    if !matches!(stop, Error::Interrupted(_)) {
+        return stop;
+    }
+    let handed = invalid_text(plan, warnings).and_then(|()| {
+        emit.progress.add_bytes(&plan.stream_id, buf.len() as u64);
+        emit.out.send(buf)?;
+        last_checkpoint()
+    });
+    handed.err().unwrap_or(stop)
 }
 
 impl ReadOutcome {
@@ -239,14 +268,15 @@ fn report(plan: &StreamPlan, warnings: &[ColumnWarnings]) {
 
 /// BATCH mode: rows go to files of `batch_size` rows; after each file is finished (synced and
 /// renamed) its BATCH message is sent, then `checkpoint` with the file's last row, so a
-/// bookmark never covers rows of an unfinished file.
+/// bookmark never covers rows of an unfinished file. A stop discards the unfinished file: the
+/// last checkpoint already covers exactly the announced files.
 fn read_rows_batch(
     conn: &mut Conn,
     sql: &str,
     plan: &StreamPlan,
     emit: Emit<'_>,
     cfg: &BatchConfig,
-    mut checkpoint: impl FnMut(&Row) -> Result<()>,
+    mut checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
 ) -> Result<ReadOutcome> {
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
     log::debug!("stream '{}': {sql}", plan.stream_id);
@@ -266,22 +296,23 @@ fn read_rows_batch(
         };
         sink.append(&row, &mut warnings)?;
         rows += 1;
-        if rows.is_multiple_of(1024) {
-            stop_check(emit.cancel)?;
-            emit.progress.add(&plan.stream_id, 1024);
-        }
+        // A full file is announced even when a stop is due at this row.
         if sink.full() {
             invalid_text(plan, &warnings)?;
-            if let Some(msg) = sink.finish_file()? {
-                emit.out.send(msg)?;
+            if let Some(file) = sink.finish_file()? {
+                emit.out.batch(file)?;
             }
-            checkpoint(&row)?;
+            checkpoint(&row, StateLine::Now)?;
+        }
+        if rows.is_multiple_of(1024) {
+            emit.progress.add(&plan.stream_id, 1024);
+            stop_check(emit.cancel)?;
         }
         last_row = Some(row);
     }
     invalid_text(plan, &warnings)?;
-    if let Some(msg) = sink.finish_file()? {
-        emit.out.send(msg)?;
+    if let Some(file) = sink.finish_file()? {
+        emit.out.batch(file)?;
     }
     report(plan, &warnings);
     Ok(ReadOutcome {

@@ -448,6 +448,164 @@ fn state_never_covers_rows_of_an_unfinished_file() {
     );
 }
 
+/// Runs the tap without reading its stdout until it is blocked on the full pipe (its writer
+/// waits, finished files wait for their BATCH message), SIGKILLs it and returns the complete
+/// lines it had written.
+fn kill_when_blocked(cfg: &Value, dir: &std::path::Path) -> Run {
+    use std::process::{Command, Stdio};
+    let cfg_file = json_file(cfg);
+    let mut child = Command::new(tap_bin())
+        .args(["--config", cfg_file.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_stalled(child.id(), dir);
+    child.kill().unwrap();
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    child.wait().unwrap();
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    parse_run(text.as_bytes(), String::new(), None)
+}
+
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn gz_ids(files: &[std::path::PathBuf]) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for f in files {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(f).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        ids.extend(text.lines().map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        }));
+    }
+    ids
+}
+
+#[test]
+fn a_killed_run_leaves_no_finished_file_without_its_marker_and_the_next_run_removes_it() {
+    let db = fresh_db("batch_kill");
+    let n = 100_000;
+    db_conn(&db)
+        .query_drop(format!(
+            "CREATE TABLE t (id int primary key, v varchar(30)); INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_{n}"
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = batch_config(&db, dir.path(), "jsonl", "gzip", 200);
+    let first = kill_when_blocked(&cfg, dir.path());
+    let first_files = manifest_files(&first, "jsonl", "gzip");
+    let announced: Vec<String> = first_files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let left = file_names(dir.path());
+    let stem = format!("t-{db}-t-");
+    let leftover = |name: &str, suffix: &str| {
+        let body = name.strip_prefix(&stem)?.strip_suffix(suffix)?;
+        let numbers = body.strip_suffix(".jsonl.gz")?;
+        let groups: Vec<&str> = numbers.split('-').collect();
+        let shaped = groups.len() == 4 && groups.iter().all(|g| g.parse::<u64>().is_ok());
+        shaped.then_some(())
+    };
+    let unannounced: Vec<&String> = left
+        .iter()
+        .filter(|f| !f.ends_with(".unsent") && !f.ends_with(".partial"))
+        .filter(|f| !announced.contains(f))
+        .collect();
+    assert!(
+        !unannounced.is_empty(),
+        "the kill landed after files were finished, before their BATCH messages: {left:?}"
+    );
+    for f in &unannounced {
+        assert!(
+            left.contains(&format!("{f}.unsent")),
+            "{f} is finished, never announced and not marked: {left:?}"
+        );
+    }
+    for f in left.iter().filter(|f| !f.ends_with(".jsonl.gz")) {
+        assert!(
+            leftover(f, ".unsent").or(leftover(f, ".partial")).is_some(),
+            "only <name>.jsonl.gz.unsent and <name>.jsonl.gz.partial beside the files: {f}"
+        );
+    }
+    // A marked file may also have been announced (killed before its marker was removed), but
+    // never covered by a STATE: the next run removes it and reads its rows again.
+    let state = first.last_state();
+    let covered = state["bookmarks"][&format!("{db}-t")]["last_pk_fetched"]["id"]
+        .as_i64()
+        .unwrap_or(0);
+    let marked_announced: Vec<std::path::PathBuf> = first_files
+        .iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            left.contains(&format!("{name}.unsent"))
+        })
+        .cloned()
+        .collect();
+    for f in &marked_announced {
+        let ids = gz_ids(std::slice::from_ref(f));
+        assert!(
+            ids.iter().all(|&id| id > covered),
+            "{f:?} is marked but the STATE covers its rows (up to {covered})"
+        );
+    }
+
+    let second = sync(&cfg, None, Some(&state));
+    assert!(
+        second
+            .stderr
+            .contains("an interrupted run finished it but no STATE covers it"),
+        "{}",
+        second.stderr
+    );
+    let later = manifest_files(&second, "jsonl", "gzip");
+    let mut expected: Vec<String> = announced
+        .iter()
+        .filter(|f| !left.contains(&format!("{f}.unsent")))
+        .cloned()
+        .collect();
+    expected.extend(
+        later
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned()),
+    );
+    expected.sort();
+    assert_eq!(
+        file_names(dir.path()),
+        expected,
+        "only announced files are left"
+    );
+    let kept: Vec<std::path::PathBuf> = first_files
+        .into_iter()
+        .filter(|p| !marked_announced.contains(p))
+        .collect();
+    let mut all: HashSet<i64> = gz_ids(&kept).into_iter().collect();
+    all.extend(gz_ids(&later));
+    assert_eq!(
+        all.len(),
+        n,
+        "every row is in an announced file that is kept"
+    );
+}
+
 #[test]
 fn unwritable_storage_root_fails_before_any_query() {
     let db = fixture();

@@ -724,6 +724,42 @@ pub fn kill_connections(condition: &str) -> usize {
     }
 }
 
+/// Waits until the tap `pid`, writing BATCH files to `dir`, is stalled on its unread stdout:
+/// its writer thread sleeps in a pipe write (where the kernel tells, in `wchan`), then `dir`
+/// holds files and none appeared or vanished for a second (the workers are blocked too); at
+/// most 60 s in all.
+pub fn wait_until_stalled(pid: u32, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while writer_in_pipe_write(pid) == Some(false) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let count = || std::fs::read_dir(dir).map_or(0, |d| d.count());
+    let mut last = count();
+    let mut since = Instant::now();
+    while (last == 0 || since.elapsed() < Duration::from_secs(1)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = count();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+}
+
+/// Whether the tap's writer thread sleeps in a pipe write; None when the kernel does not say.
+fn writer_in_pipe_write(pid: u32) -> Option<bool> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "singer-writer" {
+            // "0" while it runs; unreadable where the kernel hides it.
+            let wchan = std::fs::read_to_string(task.path().join("wchan")).ok()?;
+            return Some(wchan.contains("pipe_write"));
+        }
+    }
+    Some(false)
+}
+
 /// A small deterministic generator for randomized tests (same seed, same sequence).
 pub struct Lcg(pub u64);
 
