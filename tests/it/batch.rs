@@ -453,6 +453,7 @@ fn state_never_covers_rows_of_an_unfinished_file() {
 /// lines it had written.
 fn kill_when_blocked(cfg: &Value, dir: &std::path::Path) -> Run {
     use std::process::{Command, Stdio};
+    let _running = long_query();
     let cfg_file = json_file(cfg);
     let mut child = Command::new(tap_bin())
         .args(["--config", cfg_file.path().to_str().unwrap()])

@@ -77,6 +77,7 @@ fn lock_statements(user: &str) -> Vec<String> {
 fn runs_that_need_no_snapshot_take_no_lock_and_loads_are_lock_free_first() {
     let _g = lock();
     let _log = GENERAL_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let _global = server_wide_lock(); // a forced global read lock below
     let db = fresh_db("guest_nolock");
     db_conn(&db)
         .query_drop(
@@ -158,6 +159,7 @@ fn in_background(sql: String) -> std::thread::JoinHandle<Instant> {
 #[test]
 fn a_long_query_on_a_selected_table_blocks_neither_the_run_nor_other_writes() {
     let _g = lock();
+    let _running = long_query();
     let db = fresh_db("guest_longq");
     let mut c = db_conn(&db);
     c.query_drop(

@@ -81,6 +81,7 @@ fn state_from_another_catalog_is_a_clear_error() {
 
 #[test]
 fn a_stalled_reader_does_not_kill_the_read() {
+    let _running = long_query();
     // The server drops a streaming query whose client stalls past net_write_timeout; the tap's
     // sessions set it to an hour. Lower the server default to 2 s, stall 5 s, read on.
     let db = fresh_db("stall");

@@ -138,6 +138,7 @@ fn chunked_reads_return_every_row_exactly_once() {
 
 #[test]
 fn snapshot_fallbacks_follow_privileges() {
+    let _global = server_wide_lock(); // forced FLUSH TABLES WITH READ LOCK below
     let db = fresh_db("fallback");
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t1 (id int primary key); CREATE TABLE t2 (id int primary key); INSERT INTO t1 VALUES (1),(2); INSERT INTO t2 VALUES (3)").unwrap();

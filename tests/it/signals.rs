@@ -145,6 +145,7 @@ fn sigterm_run(
     ready: impl FnOnce(u32),
 ) -> Run {
     let cfg_file = json_file(cfg);
+    let _running = long_query();
     let cat_file = catalog.map(json_file);
     let mut args = vec!["--config", cfg_file.path().to_str().unwrap()];
     if let Some(c) = &cat_file {

@@ -792,3 +792,18 @@ impl Lcg {
             .collect()
     }
 }
+
+/// Tests that take a server-wide lock (`FLUSH TABLES WITH READ LOCK`) wait for every running
+/// query to end; tests that deliberately keep a query running (a stalled reader, a long report)
+/// would make them time out. Those hold `long_query()`, the others `server_wide_lock()`.
+static SERVER_WIDE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held while a test keeps a query running on purpose.
+pub fn long_query() -> std::sync::RwLockReadGuard<'static, ()> {
+    SERVER_WIDE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held while a test takes (or makes the tap take) the global read lock.
+pub fn server_wide_lock() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SERVER_WIDE.write().unwrap_or_else(|e| e.into_inner())
+}
