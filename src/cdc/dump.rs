@@ -4,124 +4,127 @@
 use mysql::prelude::Queryable;
 use mysql::{BinlogDumpFlags, BinlogRequest, Conn};
 
-use super::gtid::{MariadbGtidPos, MysqlGtidSet};
+use super::gtid::{GtidState, MysqlGtidSet};
 use super::stream::Position;
 use crate::config::Flavor;
 use crate::error::{Error, MysqlContext, Result};
 use crate::source::connect::ServerInfo;
 
-/// Starts a binlog dump at `from` (by GTID when `gtid` is given).
+/// Where a dump starts.
+pub(crate) enum DumpFrom {
+    /// A binlog file and position of this server.
+    File(Position),
+    /// A GTID position (`use_gtid`): the server finds its own file and position.
+    Gtid(GtidState),
+}
+
+impl std::fmt::Display for DumpFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpFrom::File(p) => write!(f, "{}:{}", p.file, p.pos),
+            DumpFrom::Gtid(g) => write!(f, "GTID position '{g}'"),
+        }
+    }
+}
+
+/// Starts a binlog dump at `from`.
 pub(crate) fn open_dump(
     mut conn: Conn,
     server: &ServerInfo,
     sid: u32,
-    from: &Position,
-    gtid: Option<&str>,
+    from: &DumpFrom,
 ) -> Result<mysql::BinlogStream> {
     if server.flavor == Flavor::Mariadb {
         conn.query_drop("SET @mariadb_slave_capability = 4")
             .context("binlog: announcing MariaDB replica capability")?;
     }
-    let mut request = BinlogRequest::new(sid)
-        .with_filename(from.file.clone().into_bytes())
-        .with_pos(from.pos)
-        .with_flags(BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK);
-    if gtid.is_some() {
-        request = gtid_request(&mut conn, server, request, gtid)?;
-    }
+    let request = BinlogRequest::new(sid).with_flags(BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK);
+    let request = match from {
+        DumpFrom::File(p) => request
+            .with_filename(p.file.clone().into_bytes())
+            .with_pos(p.pos),
+        DumpFrom::Gtid(g) => gtid_request(&mut conn, request, g)?,
+    };
     conn.get_binlog_stream(request)
         .map_err(|e| dump_error(e, from))
 }
 
-/// The GTID position as transactions pass, per flavor.
-pub(crate) enum GtidTracker {
-    Mariadb(MariadbGtidPos),
-    Mysql(MysqlGtidSet),
+/// Parses a bookmark's GTID text for `flavor`.
+pub(crate) fn bookmark_gtid(flavor: Flavor, text: &str) -> Result<GtidState> {
+    GtidState::parse(flavor, text).map_err(|e| {
+        Error::usage(format!(
+            "state: the bookmark's gtid '{text}' is not usable: {e}"
+        ))
+    })
 }
 
-impl GtidTracker {
-    pub(crate) fn start(flavor: Flavor, from: Option<&str>) -> Result<GtidTracker> {
-        let text = from.unwrap_or("");
-        let bad = |e: String| {
-            Error::usage(format!(
-                "state: the bookmark's gtid '{text}' is not usable: {e}"
-            ))
-        };
-        Ok(match flavor {
-            Flavor::Mariadb => GtidTracker::Mariadb(MariadbGtidPos::parse(text).map_err(bad)?),
-            Flavor::Mysql => GtidTracker::Mysql(MysqlGtidSet::parse(text).map_err(bad)?),
-        })
-    }
-
-    pub(crate) fn text(&self) -> Option<String> {
-        let t = match self {
-            GtidTracker::Mariadb(p) => p.to_string(),
-            GtidTracker::Mysql(s) => s.to_string(),
-        };
-        (!t.is_empty()).then_some(t)
-    }
-}
-
-/// Turns a file/position request into a GTID one (`use_gtid`): MariaDB through
-/// `@slave_connect_state`, MySQL through COM_BINLOG_DUMP_GTID with the GTID set.
+/// A dump request by GTID (`use_gtid`): MariaDB through `@slave_connect_state`, MySQL through
+/// COM_BINLOG_DUMP_GTID with the GTID set. No file name: the bookmark's may be another
+/// server's; the server finds where the position is in its own binary log.
 fn gtid_request<'r>(
     conn: &mut Conn,
-    server: &ServerInfo,
     request: BinlogRequest<'r>,
-    gtid: Option<&str>,
+    gtid: &GtidState,
 ) -> Result<BinlogRequest<'r>> {
-    let Some(gtid) = gtid.filter(|g| !g.is_empty()) else {
-        log::info!("binlog: use_gtid is set but the bookmark has no GTID yet: starting from its file/position");
-        return Ok(request);
-    };
-    match server.flavor {
-        Flavor::Mariadb => {
-            MariadbGtidPos::parse(gtid)
-                .map_err(|e| Error::usage(format!("state: gtid '{gtid}': {e}")))?;
-            conn.query_drop(format!("SET @slave_connect_state = '{gtid}'"))
+    let request = request.with_filename(Vec::new()).with_pos(4u64);
+    match gtid {
+        GtidState::Mariadb(pos) => {
+            // Canonical text of a parsed position: digits, dashes and commas only.
+            conn.query_drop(format!("SET @slave_connect_state = '{pos}'"))
                 .context("binlog: setting slave_connect_state")?;
             conn.query_drop("SET @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0")
                 .context("binlog: setting GTID replica options")?;
-            log::info!("binlog: starting from MariaDB GTID position {gtid}");
-            Ok(request.with_filename(Vec::new()).with_pos(4u64))
+            log::info!("binlog: starting from MariaDB GTID position {pos}");
+            Ok(request)
         }
-        Flavor::Mysql => {
-            let mode: Option<String> = conn
-                .query_first("SELECT @@GLOBAL.gtid_mode")
-                .context("binlog: reading gtid_mode")?;
-            if mode.as_deref() != Some("ON") {
-                return Err(Error::runtime(format!(
-                    "use_gtid is set but the server has gtid_mode={}: turn GTIDs on or set use_gtid to false",
-                    mode.unwrap_or_default()
-                )));
-            }
-            let set = MysqlGtidSet::parse(gtid)
-                .map_err(|e| Error::usage(format!("state: gtid '{gtid}': {e}")))?;
-            let mut sids = Vec::new();
-            for (uuid, tag, ranges) in set.entries() {
-                let hex: String = uuid.chars().filter(|c| *c != '-').collect();
-                let mut bytes = [0u8; 16];
-                for (i, b) in bytes.iter_mut().enumerate() {
-                    *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
-                }
-                let mut sid = mysql_common::packets::Sid::new(bytes).with_intervals(
-                    ranges
-                        .iter()
-                        .map(|&(s, e)| mysql_common::packets::GnoInterval::new(s, e + 1))
-                        .collect(),
-                );
-                if !tag.is_empty() {
-                    let t = mysql_common::packets::Tag::new(tag.to_string()).map_err(|_| {
-                        Error::usage(format!("state: gtid '{gtid}': bad tag '{tag}'"))
-                    })?;
-                    sid = sid.with_tag(t);
-                }
-                sids.push(sid);
-            }
-            log::info!("binlog: starting from MySQL GTID set {gtid}");
+        GtidState::Mysql(set) => {
+            let sids = mysql_sids(set)?;
+            log::info!("binlog: starting from MySQL GTID set {set}");
             Ok(request.with_use_gtid(true).with_sids(sids))
         }
     }
+}
+
+/// A MySQL GTID set as COM_BINLOG_DUMP_GTID's SID blocks.
+fn mysql_sids(set: &MysqlGtidSet) -> Result<Vec<mysql_common::packets::Sid<'static>>> {
+    let mut sids = Vec::new();
+    for (uuid, tag, ranges) in set.entries() {
+        let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+        let mut bytes = [0u8; 16];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = hex
+                .get(i * 2..i * 2 + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .unwrap_or(0);
+        }
+        let mut sid = mysql_common::packets::Sid::new(bytes).with_intervals(
+            ranges
+                .iter()
+                .map(|&(s, e)| mysql_common::packets::GnoInterval::new(s, e + 1))
+                .collect(),
+        );
+        if !tag.is_empty() {
+            let t = mysql_common::packets::Tag::new(tag.to_string())
+                .map_err(|_| Error::usage(format!("state: gtid '{set}': bad tag '{tag}'")))?;
+            sid = sid.with_tag(t);
+        }
+        sids.push(sid);
+    }
+    Ok(sids)
+}
+
+/// `use_gtid` on MySQL needs `gtid_mode=ON`.
+pub(crate) fn check_gtid_mode(conn: &mut Conn) -> Result<()> {
+    let mode: Option<String> = conn
+        .query_first("SELECT @@GLOBAL.gtid_mode")
+        .context("binlog: reading gtid_mode")?;
+    if mode.as_deref() == Some("ON") {
+        return Ok(());
+    }
+    Err(Error::runtime(format!(
+        "use_gtid is set but the server has gtid_mode={}: turn GTIDs on or set use_gtid to false",
+        mode.unwrap_or_default()
+    )))
 }
 
 /// Checks the server settings CDC depends on, with what to change.
@@ -186,11 +189,17 @@ pub fn refused_event(raw_type: u8) -> Option<&'static str> {
     }
 }
 
-pub(crate) fn dump_error(e: mysql::Error, start: &Position) -> Error {
+pub(crate) fn dump_error(e: mysql::Error, from: &DumpFrom) -> Error {
+    let what = match from {
+        DumpFrom::File(_) => "the file was probably purged",
+        DumpFrom::Gtid(_) => {
+            "the binary log that holds the transactions after it was probably purged, or it holds transactions this server does not have"
+        }
+    };
     match &e {
         mysql::Error::MySqlError(se) if se.code == 1236 => Error::runtime(format!(
-            "binlog: the server cannot serve {}:{} ({}): the file was probably purged. Re-snapshot the LOG_BASED streams: remove their bookmarks from the state and run again",
-            start.file, start.pos, se.message
+            "binlog: the server cannot serve {from} ({}): {what}. Re-snapshot the LOG_BASED streams: remove their bookmarks from the state and run again",
+            se.message
         )),
         mysql::Error::MySqlError(se) if matches!(se.code, 1227 | 1045 | 1044) => Error::runtime(format!(
             "binlog: reading the binary log needs the REPLICATION SLAVE (and REPLICATION CLIENT) privilege: {}",

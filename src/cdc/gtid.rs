@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::config::Flavor;
+
 /// A MySQL GTID set: for each (source UUID, tag) the executed transaction numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MysqlGtidSet {
@@ -90,6 +92,36 @@ impl MysqlGtidSet {
                     .is_some_and(|mine| mine.iter().any(|&(ms, me)| ms <= s && e <= me))
             })
         })
+    }
+
+    /// The transactions in both sets.
+    pub fn intersection(&self, other: &MysqlGtidSet) -> MysqlGtidSet {
+        let mut out = MysqlGtidSet::default();
+        for (key, mine) in &self.sets {
+            let Some(theirs) = other.sets.get(key) else {
+                continue;
+            };
+            for &(a, b) in mine {
+                for &(c, d) in theirs {
+                    let (s, e) = (a.max(c), b.min(d));
+                    if s <= e {
+                        out.add_range(&key.0, &key.1, s, e);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The transactions in either set.
+    pub fn union(&self, other: &MysqlGtidSet) -> MysqlGtidSet {
+        let mut out = self.clone();
+        for ((u, t), v) in &other.sets {
+            for &(s, e) in v {
+                out.add_range(u, t, s, e);
+            }
+        }
+        out
     }
 
     /// The (uuid, tag, intervals) entries, in canonical order.
@@ -201,6 +233,49 @@ impl MariadbGtidPos {
         self.domains.get(&domain).copied()
     }
 
+    /// Whether the position includes a transaction: its domain is there with a sequence number
+    /// at least as high (sequence numbers order a domain; the server id does not).
+    pub fn contains(&self, gtid: MariadbGtid) -> bool {
+        self.get(gtid.domain).is_some_and(|g| gtid.seq <= g.seq)
+    }
+
+    /// Whether the position includes every transaction of `other`.
+    pub fn contains_all(&self, other: &MariadbGtidPos) -> bool {
+        other.domains.values().all(|g| self.contains(*g))
+    }
+
+    /// The transactions both positions include: the domains both have, each at the lower
+    /// sequence number (a domain one of them lacks is read from its start).
+    pub fn common(&self, other: &MariadbGtidPos) -> MariadbGtidPos {
+        let domains = self
+            .domains
+            .iter()
+            .filter_map(|(d, mine)| {
+                let theirs = other.domains.get(d)?;
+                Some((
+                    *d,
+                    if theirs.seq < mine.seq {
+                        *theirs
+                    } else {
+                        *mine
+                    },
+                ))
+            })
+            .collect();
+        MariadbGtidPos { domains }
+    }
+
+    /// The transactions either position includes: every domain, at the higher sequence number.
+    pub fn union(&self, other: &MariadbGtidPos) -> MariadbGtidPos {
+        let mut out = self.clone();
+        for g in other.domains.values() {
+            if !out.contains(*g) {
+                out.update(*g);
+            }
+        }
+        out
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.domains.is_empty()
@@ -216,6 +291,108 @@ impl fmt::Display for MariadbGtidPos {
             write!(f, "{}-{}-{}", g.domain, g.server, g.seq)?;
         }
         Ok(())
+    }
+}
+
+/// One transaction's GTID, of either flavor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnGtid {
+    /// MariaDB `domain-server-seq`.
+    Mariadb(MariadbGtid),
+    /// MySQL `uuid[:tag]:gno`.
+    Mysql {
+        /// Source UUID.
+        uuid: String,
+        /// MySQL 8.4 tag ("" when untagged).
+        tag: String,
+        /// Transaction number.
+        gno: u64,
+    },
+}
+
+/// A GTID position of either flavor: which transactions a point of the binlog includes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GtidState {
+    /// MariaDB: the last GTID of each domain.
+    Mariadb(MariadbGtidPos),
+    /// MySQL: the executed set.
+    Mysql(MysqlGtidSet),
+}
+
+impl GtidState {
+    /// Parses the text a server (or a bookmark) gives for `flavor`.
+    pub fn parse(flavor: Flavor, text: &str) -> Result<GtidState, String> {
+        Ok(match flavor {
+            Flavor::Mariadb => GtidState::Mariadb(MariadbGtidPos::parse(text)?),
+            Flavor::Mysql => GtidState::Mysql(MysqlGtidSet::parse(text)?),
+        })
+    }
+
+    /// Records a transaction that passed (MariaDB: the latest of its domain).
+    pub fn add(&mut self, t: &TxnGtid) {
+        match (self, t) {
+            (GtidState::Mariadb(p), TxnGtid::Mariadb(g)) => p.update(*g),
+            (GtidState::Mysql(s), TxnGtid::Mysql { uuid, tag, gno }) => s.add(uuid, tag, *gno),
+            _ => {}
+        }
+    }
+
+    /// Whether the position includes a transaction.
+    pub fn contains(&self, t: &TxnGtid) -> bool {
+        match (self, t) {
+            (GtidState::Mariadb(p), TxnGtid::Mariadb(g)) => p.contains(*g),
+            (GtidState::Mysql(s), TxnGtid::Mysql { uuid, tag, gno }) => s.contains(uuid, tag, *gno),
+            _ => false,
+        }
+    }
+
+    /// Whether the position includes every transaction of `other`.
+    pub fn contains_all(&self, other: &GtidState) -> bool {
+        match (self, other) {
+            (GtidState::Mariadb(a), GtidState::Mariadb(b)) => a.contains_all(b),
+            (GtidState::Mysql(a), GtidState::Mysql(b)) => a.contains_all(b),
+            _ => false,
+        }
+    }
+
+    /// The transactions both include: where a read serving both must start.
+    pub fn common(&self, other: &GtidState) -> GtidState {
+        match (self, other) {
+            (GtidState::Mariadb(a), GtidState::Mariadb(b)) => GtidState::Mariadb(a.common(b)),
+            (GtidState::Mysql(a), GtidState::Mysql(b)) => GtidState::Mysql(a.intersection(b)),
+            _ => self.clone(),
+        }
+    }
+
+    /// The transactions either includes.
+    pub fn union(&self, other: &GtidState) -> GtidState {
+        match (self, other) {
+            (GtidState::Mariadb(a), GtidState::Mariadb(b)) => GtidState::Mariadb(a.union(b)),
+            (GtidState::Mysql(a), GtidState::Mysql(b)) => GtidState::Mysql(a.union(b)),
+            _ => self.clone(),
+        }
+    }
+
+    /// True when no transaction is included.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            GtidState::Mariadb(p) => p.is_empty(),
+            GtidState::Mysql(s) => s.is_empty(),
+        }
+    }
+
+    /// The canonical text, or None when empty.
+    pub fn text(&self) -> Option<String> {
+        (!self.is_empty()).then(|| self.to_string())
+    }
+}
+
+impl fmt::Display for GtidState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GtidState::Mariadb(p) => p.fmt(f),
+            GtidState::Mysql(s) => s.fmt(f),
+        }
     }
 }
 
@@ -303,6 +480,64 @@ mod tests {
         assert!(MariadbGtidPos::parse("").unwrap().is_empty());
         assert!(MariadbGtidPos::parse("0-1").is_err());
         assert!(MariadbGtidPos::parse("0-1-2,0-1-3").is_err());
+    }
+
+    fn maria(text: &str) -> GtidState {
+        GtidState::parse(Flavor::Mariadb, text).unwrap()
+    }
+
+    fn my(text: &str) -> GtidState {
+        GtidState::parse(Flavor::Mysql, text).unwrap()
+    }
+
+    fn txn(domain: u32, server: u32, seq: u64) -> TxnGtid {
+        TxnGtid::Mariadb(MariadbGtid {
+            domain,
+            server,
+            seq,
+        })
+    }
+
+    #[test]
+    fn mariadb_positions_as_sets_of_transactions() {
+        let a = maria("0-1-10,1-2-5");
+        let b = maria("0-2-7,2-1-3");
+        // The oldest position serving both: the domains both have, each at the lower sequence
+        // number (the server id of the lower one).
+        assert_eq!(a.common(&b).to_string(), "0-2-7");
+        assert_eq!(b.common(&a).to_string(), "0-2-7");
+        assert_eq!(a.union(&b).to_string(), "0-1-10,1-2-5,2-1-3");
+        assert!(a.contains(&txn(0, 9, 10)), "the server id does not matter");
+        assert!(!a.contains(&txn(0, 1, 11)));
+        assert!(!a.contains(&txn(2, 1, 1)), "a domain it lacks");
+        assert!(a.contains_all(&maria("0-1-3")));
+        assert!(!maria("0-1-3").contains_all(&a));
+        assert!(a.contains_all(&maria("")));
+        assert!(a.common(&maria("")).is_empty());
+        let mut t = maria("0-1-10");
+        t.add(&txn(0, 2, 11));
+        t.add(&txn(3, 1, 1));
+        assert_eq!(t.text().as_deref(), Some("0-2-11,3-1-1"));
+        assert_eq!(maria("").text(), None);
+    }
+
+    #[test]
+    fn mysql_sets_intersect_and_unite() {
+        let a = my(&format!("{U1}:1-10:20-30,{U2}:1-5"));
+        let b = my(&format!("{U1}:5-25,{U1}:tag:1"));
+        assert_eq!(a.common(&b).to_string(), format!("{U1}:5-10:20-25"));
+        assert_eq!(a.union(&b).to_string(), format!("{U1}:1-30:tag:1,{U2}:1-5"));
+        let gtid = |uuid: &str, gno| TxnGtid::Mysql {
+            uuid: uuid.to_string(),
+            tag: String::new(),
+            gno,
+        };
+        assert!(a.contains(&gtid(U1, 25)));
+        assert!(!a.contains(&gtid(U1, 15)));
+        assert!(a.contains_all(&a.common(&b)));
+        assert!(!a.contains_all(&b));
+        // Mixed flavors never match.
+        assert!(!a.contains(&txn(0, 1, 1)));
     }
 
     #[test]

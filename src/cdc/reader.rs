@@ -17,6 +17,10 @@
 //!   advance only at transaction boundaries (XID or COMMIT, or after a statement outside a
 //!   transaction), after every message of the transaction was sent, and every LOG_BASED
 //!   stream's bookmark reaches the end position even when its table was idle.
+//! - With `use_gtid` the GTID is the position: the read starts from the transactions every
+//!   stream has, a transaction is skipped for a stream exactly when the stream's own GTID
+//!   position includes it, and file names and positions are only hints (after a failover they
+//!   are another server's). A bookmark without a GTID is refused once the server has GTIDs.
 //! - Anything that cannot be decoded exactly (compressed transactions, partial JSON) stops the
 //!   run with a clear error; nothing is skipped silently.
 
@@ -29,12 +33,16 @@ use mysql::prelude::Queryable;
 use mysql::{BinlogStream, Conn};
 
 use super::ddl::{self, Applied, Change, Target};
-use super::dump::{dump_error, open_dump, preflight, refused_event, server_id, GtidTracker};
+use super::dump::{
+    bookmark_gtid, check_gtid_mode, dump_error, open_dump, preflight, refused_event, server_id,
+    DumpFrom,
+};
+use super::gtid::{GtidState, TxnGtid};
 use super::mariadb;
 use super::stream::{column_mapping, refresh_schema, send_schema, Refresh};
 pub use super::stream::{CdcStream, ModelState, Position};
 use super::values::text_bytes;
-use crate::config::TypeOptions;
+use crate::config::{Flavor, TypeOptions};
 use crate::encode::encode_cell;
 use crate::error::{Error, MysqlContext, Result};
 use crate::singer::messages::activate_version_message;
@@ -73,6 +81,9 @@ pub fn run(
     }
     let mut conn = connector.connect("binlog")?;
     preflight(&mut conn)?;
+    if opts.use_gtid && server.flavor == Flavor::Mysql {
+        check_gtid_mode(&mut conn)?;
+    }
     let end = read_coords(&mut conn, server)?.ok_or_else(|| {
         Error::runtime("LOG_BASED: the server reports no binlog position (SHOW MASTER STATUS needs REPLICATION CLIENT / BINLOG MONITOR)")
     })?;
@@ -80,28 +91,12 @@ pub fn run(
         file: end.file.clone(),
         pos: end.position,
     };
-    let start = streams
-        .iter()
-        .filter_map(|s| s.position())
-        .min_by(|a, b| a.cmp(b))
-        .ok_or_else(|| Error::runtime("LOG_BASED: no stream has a binlog bookmark"))?;
-    // The GTID position that goes with the oldest bookmark (to keep tracking it, and to start
-    // from it when use_gtid is set).
-    let start_gtid: Option<String> = streams
-        .iter()
-        .filter(|s| s.position().as_ref() == Some(&start))
-        .find_map(|s| {
-            s.bookmark
-                .get("gtid")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-        });
+    let start = plan_start(server.flavor, opts.use_gtid, streams, &end)?;
     let sid = server_id(opts.server_id, &mut conn)?;
     let facts = ServerFacts::read(&mut conn)?;
     log::info!(
-        "binlog: reading {}:{} up to {}:{} for {} stream(s) as replica server_id {sid}",
-        start.file,
-        start.pos,
+        "binlog: reading from {} up to {}:{} for {} stream(s) as replica server_id {sid}",
+        start.from(),
         end_pos.file,
         end_pos.pos,
         streams.len()
@@ -109,18 +104,10 @@ pub fn run(
     for s in streams.iter() {
         send_schema(s, out)?;
     }
-    match start.cmp(&end_pos) {
-        std::cmp::Ordering::Equal => return finish(streams, out, &end, None),
-        std::cmp::Ordering::Greater => {
-            return Err(Error::runtime(format!(
-                "binlog: the bookmark {}:{} is ahead of the server's binary log (it ends at {}:{}): is this another server, or was the binlog reset? Re-snapshot the LOG_BASED streams: remove their bookmarks from the state",
-                start.file, start.pos, end_pos.file, end_pos.pos
-            )))
-        }
-        std::cmp::Ordering::Less => {}
+    if start.at_end(&end_pos)? {
+        return start.finish(streams, out, &end, None);
     }
-    let gtid_from = opts.use_gtid.then_some(start_gtid.as_deref()).flatten();
-    let binlog = open_dump(conn, server, sid, &start, gtid_from)?;
+    let binlog = open_dump(conn, server, sid, &start.from())?;
     let mut session = Session {
         connector,
         server,
@@ -134,8 +121,10 @@ pub fn run(
         streams,
         facts,
         schema_conn: None,
-        gtid: GtidTracker::start(server.flavor, start_gtid.as_deref())?,
-        file: start.file.clone(),
+        gtid: start.tracker(server.flavor)?,
+        current: None,
+        stream_gtids: start.stream_gtids(),
+        file: start.file(),
         touched: Vec::new(),
         in_txn: false,
         buf: out.buffer(),
@@ -145,8 +134,8 @@ pub fn run(
         seen_fde: false,
     };
     session.touched = vec![false; session.streams.len()];
-    session.read(binlog, &start, &end_pos, sid)?;
-    let (rows_total, gtid) = (session.rows_total, session.gtid.text());
+    session.read(binlog, &start.from(), &end_pos, sid)?;
+    let (rows_total, gtid) = (session.rows_total, session.gtid.clone());
     session.out.send(std::mem::take(&mut session.buf))?;
     drop(session);
     for s in streams.iter() {
@@ -167,7 +156,195 @@ pub fn run(
         end_pos.pos
     );
     // Every stream, changed or idle, moves to the end: the transactions up to it are done.
-    finish(streams, out, &end, gtid)
+    start.finish(streams, out, &end, Some(gtid))
+}
+
+/// Where a run starts reading and how it tells what each stream already has.
+enum Start {
+    /// By binlog file and position: the oldest bookmark's, with its GTID (tracked as
+    /// transactions pass). Events up to a stream's own position are already sent.
+    File { pos: Position, gtid: Option<String> },
+    /// By GTID (`use_gtid`): from the transactions every stream has (`from`); a transaction is
+    /// already sent for a stream when its own GTID position (`streams`) includes it. File names
+    /// and positions are only hints: they may be another server's.
+    Gtid {
+        from: GtidState,
+        streams: Vec<GtidState>,
+        server: GtidState,
+    },
+}
+
+/// Chooses how this run starts: by GTID when `use_gtid` is set and the bookmarks and the
+/// server have GTIDs, else by file and position. Bookmarks without a GTID are an error under
+/// `use_gtid` (a warning without it) once the server has GTIDs.
+fn plan_start(
+    flavor: Flavor,
+    use_gtid: bool,
+    streams: &[CdcStream],
+    end: &BinlogCoords,
+) -> Result<Start> {
+    let server = match end.gtid.as_deref() {
+        Some(g) => GtidState::parse(flavor, g).map_err(|e| {
+            Error::runtime(format!(
+                "binlog: the server's GTID position '{g}' is not readable: {e}"
+            ))
+        })?,
+        None => GtidState::parse(flavor, "").map_err(Error::runtime)?,
+    };
+    let missing: Vec<&str> = streams
+        .iter()
+        .filter(|s| stream_gtid(s).is_none())
+        .map(|s| s.plan.stream_id.as_str())
+        .collect();
+    if !use_gtid {
+        if !missing.is_empty() && !server.is_empty() {
+            log::warn!(
+                "{}: the LOG_BASED bookmark has no gtid although the server uses GTIDs, so it could not be resumed by GTID (use_gtid) after a failover; it gets one as it advances",
+                names(&missing)
+            );
+        }
+        return file_start(streams);
+    }
+    if !missing.is_empty() {
+        if server.is_empty() {
+            log::info!("binlog: use_gtid is set but the server has no GTID yet: starting from the bookmarks' file/position");
+            return file_start(streams);
+        }
+        return Err(missing_gtid_error(&missing));
+    }
+    let states = streams
+        .iter()
+        .map(|s| bookmark_gtid(flavor, stream_gtid(s).unwrap_or_default()))
+        .collect::<Result<Vec<_>>>()?;
+    if server.is_empty() && states.iter().all(GtidState::is_empty) {
+        log::info!("binlog: use_gtid is set but the server has no GTID yet: starting from the bookmarks' file/position");
+        return file_start(streams);
+    }
+    gtid_start(streams, states, server)
+}
+
+/// A stream bookmark's `gtid` ("" when the server had no GTID transaction at that point).
+fn stream_gtid(s: &CdcStream) -> Option<&str> {
+    s.bookmark.get("gtid").and_then(serde_json::Value::as_str)
+}
+
+fn names(ids: &[&str]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|i| format!("'{i}'")).collect();
+    format!("stream {}", quoted.join(", "))
+}
+
+/// Bookmarks without a GTID under `use_gtid`: bad input (exit 2), the run reads nothing.
+/// The tap cannot fill the GTID in: the bookmark's file and position may be another
+/// server's, where they mean other transactions.
+fn missing_gtid_error(missing: &[&str]) -> Error {
+    Error::usage(format!(
+        "{}: the LOG_BASED bookmark has no gtid, and with use_gtid the GTID is the position (its log_file/log_pos may be another server's). Re-snapshot the stream (remove its bookmark from the state); or, if the server that wrote the bookmark is still the one you read and is MariaDB, add its GTID to the bookmark as \"gtid\": the result of SELECT BINLOG_GTID_POS('<log_file>', <log_pos>) on that server; or run with use_gtid set to false",
+        names(missing)
+    ))
+}
+
+/// Starts at the oldest bookmark's file and position.
+fn file_start(streams: &[CdcStream]) -> Result<Start> {
+    let pos = streams
+        .iter()
+        .filter_map(|s| s.position())
+        .min_by(|a, b| a.cmp(b))
+        .ok_or_else(|| Error::runtime("LOG_BASED: no stream has a binlog bookmark"))?;
+    // The GTID position that goes with the oldest bookmark, to keep tracking it.
+    let gtid = streams
+        .iter()
+        .filter(|s| s.position().as_ref() == Some(&pos))
+        .find_map(|s| stream_gtid(s).map(str::to_string));
+    Ok(Start::File { pos, gtid })
+}
+
+/// Starts at the transactions every stream has; refuses a bookmark that has transactions the
+/// server's binary log does not (another server, or a failover that lost them).
+fn gtid_start(streams: &[CdcStream], states: Vec<GtidState>, server: GtidState) -> Result<Start> {
+    for (s, g) in streams.iter().zip(&states) {
+        if !server.contains_all(g) {
+            return Err(Error::runtime(format!(
+                "binlog: the bookmark of stream '{}' is ahead of the server's binary log: its GTID position '{g}' has transactions the server's ('{server}') does not. Is this another server, or did a failover lose them? Re-snapshot the LOG_BASED streams: remove their bookmarks from the state",
+                s.plan.stream_id
+            )));
+        }
+    }
+    let from = states
+        .iter()
+        .skip(1)
+        .fold(states.first().cloned(), |acc, g| acc.map(|a| a.common(g)))
+        .ok_or_else(|| Error::runtime("LOG_BASED: no stream has a binlog bookmark"))?;
+    Ok(Start::Gtid {
+        from,
+        streams: states,
+        server,
+    })
+}
+
+impl Start {
+    fn from(&self) -> DumpFrom {
+        match self {
+            Start::File { pos, .. } => DumpFrom::File(pos.clone()),
+            Start::Gtid { from, .. } => DumpFrom::Gtid(from.clone()),
+        }
+    }
+
+    /// The binlog file before the dump's first rotate event names the real one.
+    fn file(&self) -> String {
+        match self {
+            Start::File { pos, .. } => pos.file.clone(),
+            Start::Gtid { .. } => String::new(),
+        }
+    }
+
+    /// The GTID position as transactions pass, from the start.
+    fn tracker(&self, flavor: Flavor) -> Result<GtidState> {
+        match self {
+            Start::File { gtid, .. } => bookmark_gtid(flavor, gtid.as_deref().unwrap_or("")),
+            Start::Gtid { from, .. } => Ok(from.clone()),
+        }
+    }
+
+    fn stream_gtids(&self) -> Option<Vec<GtidState>> {
+        match self {
+            Start::File { .. } => None,
+            Start::Gtid { streams, .. } => Some(streams.clone()),
+        }
+    }
+
+    /// Whether there is nothing to read; an error when the bookmarks are ahead of the server.
+    fn at_end(&self, end: &Position) -> Result<bool> {
+        match self {
+            Start::Gtid { from, server, .. } => Ok(from.contains_all(server)),
+            Start::File { pos, .. } => match pos.cmp(end) {
+                std::cmp::Ordering::Equal => Ok(true),
+                std::cmp::Ordering::Less => Ok(false),
+                std::cmp::Ordering::Greater => Err(Error::runtime(format!(
+                    "binlog: the bookmark {}:{} is ahead of the server's binary log (it ends at {}:{}): is this another server, or was the binlog reset? Re-snapshot the LOG_BASED streams: remove their bookmarks from the state",
+                    pos.file, pos.pos, end.file, end.pos
+                ))),
+            },
+        }
+    }
+
+    /// Moves every stream to the end position. `read`: the GTID position where the read ended
+    /// (None when nothing was read).
+    fn finish(
+        &self,
+        streams: &mut [CdcStream],
+        out: &OutputSender,
+        end: &BinlogCoords,
+        read: Option<GtidState>,
+    ) -> Result<()> {
+        match self {
+            Start::File { .. } => finish(streams, out, end, read.and_then(|g| g.text())),
+            Start::Gtid {
+                streams: starts,
+                server,
+                ..
+            } => finish_gtid(streams, out, end, read.as_ref().unwrap_or(server), starts),
+        }
+    }
 }
 
 /// What the reader needs to know of the server's settings.
@@ -226,7 +403,12 @@ struct Session<'s, 'o> {
     facts: ServerFacts,
     /// A second connection for schema re-reads (opened at the first schema change).
     schema_conn: Option<Conn>,
-    gtid: GtidTracker,
+    /// The GTID position of the last transaction boundary.
+    gtid: GtidState,
+    /// The GTID of the transaction being read (added to `gtid` at its end).
+    current: Option<TxnGtid>,
+    /// Reading by GTID: each stream's GTID position at the start of the run (what it has).
+    stream_gtids: Option<Vec<GtidState>>,
     /// The binlog file being read.
     file: String,
     /// Streams with messages (or a new bookmark) since the last transaction boundary.
@@ -254,7 +436,7 @@ impl Session<'_, '_> {
     fn read(
         &mut self,
         mut binlog: BinlogStream,
-        start: &Position,
+        start: &DumpFrom,
         end: &Position,
         sid: u32,
     ) -> Result<()> {
@@ -278,7 +460,8 @@ impl Session<'_, '_> {
                 Err(e) => return Err(dump_error(e, start)),
             };
             let pos = self.on_event(&event, &binlog)?;
-            if !self.in_txn && pos.cmp(end) != std::cmp::Ordering::Less {
+            // Events at position 0 (the dump's opening fake events) are not in the log.
+            if !self.in_txn && pos.pos > 0 && pos.cmp(end) != std::cmp::Ordering::Less {
                 break;
             }
         }
@@ -303,23 +486,58 @@ impl Session<'_, '_> {
         )))
     }
 
-    /// Opens a new dump at the last transaction boundary. The unfinished transaction's records
-    /// are dropped (any already flushed come again: duplicates, never a gap).
-    fn reconnect(&mut self, e: mysql::Error, start: &Position, sid: u32) -> Result<BinlogStream> {
-        let from = self.last_commit.clone().unwrap_or_else(|| start.clone());
+    /// Opens a new dump at the last transaction boundary (its GTID position when reading by
+    /// GTID). The unfinished transaction's records are dropped (any already flushed come again:
+    /// duplicates, never a gap).
+    fn reconnect(&mut self, e: mysql::Error, start: &DumpFrom, sid: u32) -> Result<BinlogStream> {
+        let from = match (start, &self.last_commit) {
+            (DumpFrom::Gtid(_), _) => DumpFrom::Gtid(self.gtid.clone()),
+            (DumpFrom::File(_), Some(p)) | (DumpFrom::File(p), None) => DumpFrom::File(p.clone()),
+        };
         log::warn!(
-            "binlog: the replication connection dropped ({}); reconnecting to resume at {}:{}",
+            "binlog: the replication connection dropped ({}); reconnecting to resume at {from}",
             Error::mysql("", e).to_string().trim_start_matches(": "),
-            from.file,
-            from.pos
         );
         self.buf.clear();
         self.touched.iter_mut().for_each(|t| *t = false);
         self.in_txn = false;
         self.seen_fde = false;
-        self.file = from.file.clone();
+        self.current = None;
+        self.file = match &from {
+            DumpFrom::File(p) => p.file.clone(),
+            DumpFrom::Gtid(_) => String::new(),
+        };
         let conn = self.connector.connect("binlog (reconnect)")?;
-        open_dump(conn, self.server, sid, &from, None)
+        open_dump(conn, self.server, sid, &from)
+    }
+
+    /// A transaction's GTID event.
+    fn on_gtid(&mut self, t: TxnGtid) {
+        // A transaction that ended without a boundary the reader knows still passed.
+        if let Some(prev) = self.current.replace(t) {
+            self.gtid.add(&prev);
+        }
+    }
+
+    /// Whether a stream already has the events at `pos`: by its GTID position when reading by
+    /// GTID (file positions may be another server's), else by its bookmark's file position.
+    fn covered(&self, idx: usize, pos: &Position) -> bool {
+        match &self.stream_gtids {
+            Some(starts) => self
+                .current
+                .as_ref()
+                .is_some_and(|t| starts[idx].contains(t)),
+            None => self.streams[idx].covers(pos),
+        }
+    }
+
+    /// The GTID position a stream's bookmark gets at the current boundary: reading by GTID,
+    /// what it had plus what was read (the read may start before its own position).
+    fn gtid_for(&self, idx: usize) -> Option<String> {
+        match &self.stream_gtids {
+            Some(starts) => Some(starts[idx].union(&self.gtid).to_string()),
+            None => self.gtid.text(),
+        }
     }
 
     /// Handles one event; returns its end position.
@@ -336,9 +554,7 @@ impl Session<'_, '_> {
         match header.event_type_raw() {
             mariadb::GTID => {
                 let g = mariadb::gtid_event(event.data(), header.server_id()).map_err(failed)?;
-                if let GtidTracker::Mariadb(p) = &mut self.gtid {
-                    p.update(g.gtid);
-                }
+                self.on_gtid(TxnGtid::Mariadb(g.gtid));
                 self.in_txn = g.flags & mariadb::FL_STANDALONE == 0;
                 return Ok(pos);
             }
@@ -357,11 +573,12 @@ impl Session<'_, '_> {
         };
         match event_type {
             EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
-                if let (GtidTracker::Mysql(set), Ok(Some(EventData::GtidEvent(g)))) =
-                    (&mut self.gtid, event.read_data())
-                {
-                    let tag = g.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
-                    set.add(&super::values::uuid_text(&g.sid()), &tag, g.gno());
+                if let Ok(Some(EventData::GtidEvent(g))) = event.read_data() {
+                    self.on_gtid(TxnGtid::Mysql {
+                        uuid: super::values::uuid_text(&g.sid()),
+                        tag: g.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                        gno: g.gno(),
+                    });
                 }
             }
             EventType::FORMAT_DESCRIPTION_EVENT => self.seen_fde = true,
@@ -418,7 +635,7 @@ impl Session<'_, '_> {
         }
         for (target, change) in ddl::changes(trimmed, default_db) {
             for idx in self.streams_of(&target) {
-                if !self.streams[idx].covers(pos) {
+                if !self.covered(idx, pos) {
                     self.apply_change(idx, change.clone(), trimmed, pos)?;
                 }
             }
@@ -592,10 +809,10 @@ impl Session<'_, '_> {
         let Some(&idx) = self.by_table.get(&key) else {
             return Ok(());
         };
-        let s = &self.streams[idx];
-        if s.covers(pos) || s.resnapshot.is_some() {
+        if self.covered(idx, pos) || self.streams[idx].resnapshot.is_some() {
             return Ok(()); // already sent, or re-read as a whole
         }
+        let s = &self.streams[idx];
         let mapping = match column_mapping(s, tme) {
             Ok(m) => m,
             Err(why) => return self.resnapshot(idx, why, true, pos),
@@ -712,17 +929,20 @@ impl Session<'_, '_> {
     fn commit(&mut self, pos: &Position) -> Result<()> {
         self.in_txn = false;
         self.last_commit = Some(pos.clone());
+        if let Some(t) = self.current.take() {
+            self.gtid.add(&t);
+        }
         if !self.touched.iter().any(|t| *t) {
             return Ok(());
         }
         self.flush()?;
-        let gtid = self.gtid.text();
-        for (s, touched) in self.streams.iter_mut().zip(self.touched.iter_mut()) {
-            if *touched {
-                let b = s.bookmark_at(&pos.file, pos.pos, gtid.clone());
+        for idx in 0..self.streams.len() {
+            if std::mem::take(&mut self.touched[idx]) {
+                let gtid = self.gtid_for(idx);
+                let s = &mut self.streams[idx];
+                let b = s.bookmark_at(&pos.file, pos.pos, gtid);
                 s.bookmark = b.clone();
                 self.out.bookmark(&s.plan.stream_id, b, None)?;
-                *touched = false;
             }
         }
         Ok(())
@@ -749,7 +969,8 @@ fn finish(
     end: &BinlogCoords,
     gtid: Option<String>,
 ) -> Result<()> {
-    let end_gtid = end.gtid.clone().or(gtid);
+    // An empty server position (no GTID transaction yet) leaves the bookmarks' as they are.
+    let end_gtid = end.gtid.clone().filter(|g| !g.is_empty()).or(gtid);
     let end_pos = Position {
         file: end.file.clone(),
         pos: end.position,
@@ -760,6 +981,29 @@ fn finish(
             .is_none_or(|p| p.cmp(&end_pos) == std::cmp::Ordering::Less);
         if behind {
             let b = s.bookmark_at(&end.file, end.position, end_gtid.clone());
+            s.bookmark = b.clone();
+            out.bookmark(&s.plan.stream_id, b, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reading by GTID: every stream moves to the end position with its GTID position there (what
+/// it had plus what the run read, or the server's when nothing was read), also when only the
+/// file name changes (bookmarks then carry this server's names).
+fn finish_gtid(
+    streams: &mut [CdcStream],
+    out: &OutputSender,
+    end: &BinlogCoords,
+    read: &GtidState,
+    starts: &[GtidState],
+) -> Result<()> {
+    for (s, start) in streams.iter_mut().zip(starts) {
+        if s.resnapshot.is_some() {
+            continue;
+        }
+        let b = s.bookmark_at(&end.file, end.position, Some(start.union(read).to_string()));
+        if b != s.bookmark {
             s.bookmark = b.clone();
             out.bookmark(&s.plan.stream_id, b, None)?;
         }

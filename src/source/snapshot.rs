@@ -39,8 +39,73 @@ pub struct BinlogCoords {
     pub file: String,
     /// Position in that file.
     pub position: u64,
-    /// GTID set (MySQL `gtid_executed`) or position (MariaDB `gtid_binlog_pos`), when known.
+    /// GTID set (MySQL `gtid_executed`) or position (MariaDB `gtid_binlog_pos`) at exactly this
+    /// file and position, when known ("" when the server had no GTID transaction yet).
     pub gtid: Option<String>,
+    /// Where `gtid` came from.
+    pub gtid_source: Option<GtidSource>,
+}
+
+/// Where the GTID of a binlog position came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GtidSource {
+    /// MariaDB `BINLOG_GTID_POS(file, position)`.
+    BinlogGtidPos,
+    /// MariaDB `@@GLOBAL.gtid_binlog_pos`, read while the binlog stood at the position.
+    GtidBinlogPos,
+    /// MySQL `@@GLOBAL.gtid_executed`, read while the binlog stood at the position.
+    GtidExecuted,
+}
+
+impl GtidSource {
+    /// The source as the logs name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GtidSource::BinlogGtidPos => "BINLOG_GTID_POS",
+            GtidSource::GtidBinlogPos => "@@gtid_binlog_pos",
+            GtidSource::GtidExecuted => "@@gtid_executed",
+        }
+    }
+}
+
+/// What one source said about the GTID of a binlog position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GtidReading {
+    /// The position's GTID ("" when the server has no GTID transaction yet).
+    Found(GtidSource, String),
+    /// The server does not use GTIDs (MySQL `gtid_mode=OFF` with nothing executed by GTID).
+    Off,
+    /// The source could not tell, and why.
+    Unusable(GtidSource, String),
+}
+
+/// The GTID of a binlog position from the first source, in order of preference, that found
+/// one (whitespace dropped: MySQL prints sets over several lines). `Ok(None)` when the server
+/// does not use GTIDs; `Err` says why no source could tell.
+pub fn choose_gtid(
+    readings: &[GtidReading],
+) -> std::result::Result<Option<(GtidSource, String)>, String> {
+    if let Some((source, g)) = readings.iter().find_map(|r| match r {
+        GtidReading::Found(source, g) => Some((*source, g)),
+        _ => None,
+    }) {
+        return Ok(Some((source, g.split_whitespace().collect())));
+    }
+    if readings.contains(&GtidReading::Off) {
+        return Ok(None);
+    }
+    let why: Vec<String> = readings
+        .iter()
+        .filter_map(|r| match r {
+            GtidReading::Unusable(source, why) => Some(format!("{}: {why}", source.describe())),
+            _ => None,
+        })
+        .collect();
+    Err(if why.is_empty() {
+        "no source to read it from".to_string()
+    } else {
+        why.join("; ")
+    })
 }
 
 /// How the snapshot was made consistent.
@@ -169,10 +234,11 @@ pub fn open(
                             " at {}:{}{}",
                             c.file,
                             c.position,
-                            c.gtid
-                                .as_deref()
-                                .map(|g| format!(" (GTID {g})"))
-                                .unwrap_or_default()
+                            match (&c.gtid, c.gtid_source) {
+                                (Some(g), Some(source)) =>
+                                    format!(" (GTID '{g}' from {})", source.describe()),
+                                _ => String::new(),
+                            }
                         ))
                         .unwrap_or_else(|| " (binlog off: no coordinates)".into())
                 );
@@ -278,7 +344,9 @@ fn with_lock(
 }
 
 fn lock_free(conns: &mut [Conn], server: &ServerInfo) -> Result<Option<BinlogCoords>> {
-    for attempt in 0..10 {
+    // BINLOG_GTID_POS gave NULL for this file: scanning it again gives NULL again.
+    let mut null_in: Option<String> = None;
+    for attempt in 0..LOCK_FREE_ATTEMPTS {
         let mut seen: Vec<(String, u64)> = Vec::new();
         for c in conns.iter_mut() {
             begin_snapshot(c)?;
@@ -300,23 +368,25 @@ fn lock_free(conns: &mut [Conn], server: &ServerInfo) -> Result<Option<BinlogCoo
             seen.push((file, pos.parse().unwrap_or(0)));
         }
         if seen.windows(2).all(|w| w[0] == w[1]) {
-            let (file, position) = seen.swap_remove(0);
-            if file.is_empty() {
+            let at = seen.swap_remove(0);
+            if at.0.is_empty() {
                 return Ok(None);
             }
-            let gtid = if server.flavor == Flavor::Mariadb {
-                let g: Option<Option<String>> = conns[0]
-                    .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file.as_str(), position))
-                    .context("snapshot: BINLOG_GTID_POS")?;
-                g.flatten().filter(|g| !g.is_empty())
-            } else {
-                None
-            };
-            return Ok(Some(BinlogCoords {
-                file,
-                position,
-                gtid,
-            }));
+            let readings = snapshot_gtid(&mut conns[0], server, &at, &mut null_in)?;
+            let last = attempt + 1 == LOCK_FREE_ATTEMPTS;
+            if choose_gtid(&readings).is_ok() || last {
+                return Ok(Some(coords_with(at, &readings)));
+            }
+            log::debug!(
+                "snapshot: no GTID for {}:{} (attempt {}): starting the snapshot again",
+                at.0,
+                at.1,
+                attempt + 1
+            );
+            for c in conns.iter_mut() {
+                c.query_drop("ROLLBACK").context("snapshot: ROLLBACK")?;
+            }
+            continue;
         }
         log::debug!(
             "snapshot: workers saw different binlog positions (attempt {}), retrying",
@@ -340,15 +410,180 @@ fn independent(conns: &mut [Conn], server: &ServerInfo) -> Result<Option<BinlogC
     Ok(coords)
 }
 
-/// Reads the current binlog file/position and GTID set, or None when the binlog is off.
-pub fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option<BinlogCoords>> {
-    let sql = if server.flavor == Flavor::Mysql && server.at_least(8, 4) {
+/// Snapshot attempts of the lock-free method.
+const LOCK_FREE_ATTEMPTS: usize = 10;
+/// Reads of the current position and GTID before the binlog is taken to be too busy to stand.
+const STABLE_TRIES: usize = 5;
+
+/// The GTID of a lock-free snapshot at `at`: `BINLOG_GTID_POS` (MariaDB), else the server's GTID
+/// variable read at once on the same connection, which is the snapshot's only while the binlog
+/// still stands at `at`. `null_in`: a file `BINLOG_GTID_POS` already failed for (not scanned again).
+fn snapshot_gtid(
+    conn: &mut Conn,
+    server: &ServerInfo,
+    at: &(String, u64),
+    null_in: &mut Option<String>,
+) -> Result<Vec<GtidReading>> {
+    // First, while the server may still be at the snapshot's position.
+    let moment = moment_gtid(conn, server, at);
+    let mut readings = Vec::new();
+    if server.flavor == Flavor::Mariadb {
+        let primary = if null_in.as_deref() == Some(at.0.as_str()) {
+            GtidReading::Unusable(GtidSource::BinlogGtidPos, "gave NULL for this file".into())
+        } else {
+            binlog_gtid_pos(conn, at)?
+        };
+        if matches!(primary, GtidReading::Unusable(..)) {
+            *null_in = Some(at.0.clone());
+        }
+        readings.push(primary);
+    }
+    readings.push(moment);
+    Ok(readings)
+}
+
+/// MariaDB `BINLOG_GTID_POS(file, position)`. The server gives NULL when it cannot read its way
+/// to the position: one cause is an event in that file larger than the session's
+/// `max_allowed_packet` (huge rows in a large binlog file).
+fn binlog_gtid_pos(conn: &mut Conn, at: &(String, u64)) -> Result<GtidReading> {
+    let g: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (at.0.as_str(), at.1))
+        .context("snapshot: BINLOG_GTID_POS")?;
+    Ok(match g.flatten() {
+        Some(g) => GtidReading::Found(GtidSource::BinlogGtidPos, g),
+        None => GtidReading::Unusable(
+            GtidSource::BinlogGtidPos,
+            format!(
+                "gave NULL for {}:{} (the server could not read its way there, e.g. past an event larger than max_allowed_packet)",
+                at.0, at.1
+            ),
+        ),
+    })
+}
+
+/// The server's GTID variable, read between two reads of the binlog position that both equal
+/// `at`: no transaction was logged in between, so the value is the GTID at `at`.
+fn moment_gtid(conn: &mut Conn, server: &ServerInfo, at: &(String, u64)) -> GtidReading {
+    let source = match server.flavor {
+        Flavor::Mariadb => GtidSource::GtidBinlogPos,
+        Flavor::Mysql => GtidSource::GtidExecuted,
+    };
+    let stands = |conn: &mut Conn| show_status(conn, server).map(|p| p.as_ref() == Some(at));
+    let read = (|| -> std::result::Result<Option<GtidReading>, mysql::Error> {
+        if !stands(conn)? {
+            return Ok(None);
+        }
+        let value = gtid_variable(conn, server.flavor)?;
+        if !stands(conn)? {
+            return Ok(None);
+        }
+        Ok(Some(match value {
+            Some(g) => GtidReading::Found(source, g),
+            None => GtidReading::Off,
+        }))
+    })();
+    match read {
+        Ok(Some(r)) => r,
+        Ok(None) => GtidReading::Unusable(
+            source,
+            format!("the binlog moved past {}:{} while it was read", at.0, at.1),
+        ),
+        Err(e) => GtidReading::Unusable(source, Error::mysql("not readable", e).to_string()),
+    }
+}
+
+/// The server's current GTID position: MariaDB `@@GLOBAL.gtid_binlog_pos` (the binlog's, not
+/// `gtid_current_pos`, which may hold replicated transactions this binlog does not have);
+/// MySQL `@@GLOBAL.gtid_executed`, None when the server does not use GTIDs.
+fn gtid_variable(
+    conn: &mut Conn,
+    flavor: Flavor,
+) -> std::result::Result<Option<String>, mysql::Error> {
+    match flavor {
+        Flavor::Mariadb => Ok(conn
+            .query_first::<Option<String>, _>("SELECT @@GLOBAL.gtid_binlog_pos")?
+            .flatten()
+            .or(Some(String::new()))),
+        Flavor::Mysql => {
+            // Servers without GTID support have neither variable.
+            let row: Option<(Option<String>, Option<String>)> = conn
+                .query_first("SELECT @@GLOBAL.gtid_mode, @@GLOBAL.gtid_executed")
+                .ok()
+                .flatten();
+            let (mode, executed) = row.unwrap_or_default();
+            let executed: String = executed.unwrap_or_default().split_whitespace().collect();
+            let off = mode.is_none_or(|m| m.eq_ignore_ascii_case("OFF"));
+            Ok((!(off && executed.is_empty())).then_some(executed))
+        }
+    }
+}
+
+/// `SHOW MASTER STATUS` (`SHOW BINARY LOG STATUS` on MySQL 8.4+): the current file and
+/// position, None when the binlog is off.
+fn show_status(
+    conn: &mut Conn,
+    server: &ServerInfo,
+) -> std::result::Result<Option<(String, u64)>, mysql::Error> {
+    let row: Option<mysql::Row> = conn.query_first(status_sql(server))?;
+    Ok(row.map(|row| (row.get(0).unwrap_or_default(), row.get(1).unwrap_or(0))))
+}
+
+fn status_sql(server: &ServerInfo) -> &'static str {
+    if server.flavor == Flavor::Mysql && server.at_least(8, 4) {
         "SHOW BINARY LOG STATUS"
     } else {
         "SHOW MASTER STATUS"
+    }
+}
+
+/// Coordinates at `at` with the GTID the readings give; logs where it came from, and warns
+/// when no source could tell (bookmarks from here on have no `gtid`; `use_gtid` refuses them).
+fn coords_with(at: (String, u64), readings: &[GtidReading]) -> BinlogCoords {
+    let (file, position) = at;
+    let (gtid, gtid_source) = match choose_gtid(readings) {
+        Ok(Some((source, g))) => {
+            let passed: Vec<String> = readings
+                .iter()
+                .filter_map(|r| match r {
+                    GtidReading::Unusable(s, why) => Some(format!("{}: {why}", s.describe())),
+                    _ => None,
+                })
+                .collect();
+            // The preferred source could not tell: say which one did, and why.
+            if matches!(readings.first(), Some(GtidReading::Unusable(..))) {
+                log::info!(
+                    "binlog GTID at {file}:{position} is '{g}' from {} ({})",
+                    source.describe(),
+                    passed.join("; ")
+                );
+            }
+            (Some(g), Some(source))
+        }
+        Ok(None) => (None, None),
+        Err(why) => {
+            log::warn!(
+                "no GTID could be had for binlog position {file}:{position} ({why}): LOG_BASED bookmarks at this position carry no gtid, and use_gtid will refuse them"
+            );
+            (None, None)
+        }
     };
-    let row: Option<mysql::Row> = match conn.query_first(sql) {
-        Ok(r) => r,
+    BinlogCoords {
+        file,
+        position,
+        gtid,
+        gtid_source,
+    }
+}
+
+/// Reads the current binlog file/position and the GTID at exactly that position, or None when
+/// the binlog is off. The GTID variable is read between two reads of the position (again while
+/// commits move it); when the binlog never stands still, MariaDB's `BINLOG_GTID_POS` says which
+/// GTID goes with the last position read.
+pub fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option<BinlogCoords>> {
+    let sql = status_sql(server);
+    let mut at = match show_status(conn, server) {
+        Ok(Some(at)) => at,
+        Ok(None) => return Ok(None),
         Err(mysql::Error::MySqlError(e)) if matches!(e.code, 1227 | 1044 | 1045) => {
             // Only LOG_BASED needs coordinates; the others read fine without them.
             log::info!(
@@ -358,27 +593,27 @@ pub fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option<Binlog
         }
         Err(e) => return Err(Error::mysql(format!("snapshot: {sql}"), e)),
     };
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let file: String = row.get(0).unwrap_or_default();
-    let position: u64 = row.get(1).unwrap_or(0);
-    let gtid = match server.flavor {
-        Flavor::Mariadb => conn
-            .query_first::<String, _>("SELECT @@GLOBAL.gtid_binlog_pos")
-            .context("snapshot: reading gtid_binlog_pos")?,
-        Flavor::Mysql => conn
-            .query_first::<String, _>("SELECT @@GLOBAL.gtid_executed")
-            .ok()
-            .flatten(),
+    for _ in 0..STABLE_TRIES {
+        let moment = moment_gtid(conn, server, &at);
+        if !matches!(moment, GtidReading::Unusable(..)) {
+            return Ok(Some(coords_with(at, &[moment])));
+        }
+        match show_status(conn, server).context(format!("snapshot: {sql}"))? {
+            Some(now) => at = now,
+            None => return Ok(None),
+        }
     }
-    .map(|g| g.replace('\n', ""))
-    .filter(|g| !g.is_empty());
-    Ok(Some(BinlogCoords {
-        file,
-        position,
-        gtid,
-    }))
+    let mut readings = vec![GtidReading::Unusable(
+        match server.flavor {
+            Flavor::Mariadb => GtidSource::GtidBinlogPos,
+            Flavor::Mysql => GtidSource::GtidExecuted,
+        },
+        format!("the binlog kept moving while it was read ({STABLE_TRIES} tries)"),
+    )];
+    if server.flavor == Flavor::Mariadb {
+        readings.insert(0, binlog_gtid_pos(conn, &at)?);
+    }
+    Ok(Some(coords_with(at, &readings)))
 }
 
 fn is_percona(conn: &mut Conn) -> bool {
@@ -386,4 +621,60 @@ fn is_percona(conn: &mut Conn) -> bool {
         .ok()
         .flatten()
         .is_some_and(|c| c.to_ascii_lowercase().contains("percona"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn null_primary() -> GtidReading {
+        GtidReading::Unusable(GtidSource::BinlogGtidPos, "gave NULL".into())
+    }
+
+    #[test]
+    fn the_gtid_comes_from_the_first_source_that_has_one() {
+        let moment = GtidReading::Found(GtidSource::GtidBinlogPos, "0-1-9".into());
+        // The primary source answers: it wins.
+        let primary = GtidReading::Found(GtidSource::BinlogGtidPos, "0-1-8".into());
+        assert_eq!(
+            choose_gtid(&[primary, moment.clone()]),
+            Ok(Some((GtidSource::BinlogGtidPos, "0-1-8".to_string())))
+        );
+        // BINLOG_GTID_POS gave NULL: the variable read while the binlog stood still.
+        assert_eq!(
+            choose_gtid(&[null_primary(), moment]),
+            Ok(Some((GtidSource::GtidBinlogPos, "0-1-9".to_string())))
+        );
+        // No GTID transaction yet is an answer, not a missing GTID.
+        assert_eq!(
+            choose_gtid(&[GtidReading::Found(GtidSource::BinlogGtidPos, String::new())]),
+            Ok(Some((GtidSource::BinlogGtidPos, String::new())))
+        );
+        // MySQL prints sets over several lines.
+        let mysql = GtidReading::Found(
+            GtidSource::GtidExecuted,
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,\n4b2f9a1c-0000-11ee-8c99-0242ac120002:1"
+                .into(),
+        );
+        assert_eq!(
+            choose_gtid(&[mysql]),
+            Ok(Some((
+                GtidSource::GtidExecuted,
+                "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,4b2f9a1c-0000-11ee-8c99-0242ac120002:1"
+                    .to_string()
+            )))
+        );
+    }
+
+    #[test]
+    fn no_gtid_is_either_a_server_without_gtids_or_a_reason() {
+        assert_eq!(choose_gtid(&[GtidReading::Off]), Ok(None));
+        let moved = GtidReading::Unusable(GtidSource::GtidBinlogPos, "the binlog moved".into());
+        let why = choose_gtid(&[null_primary(), moved]).unwrap_err();
+        assert_eq!(
+            why,
+            "BINLOG_GTID_POS: gave NULL; @@gtid_binlog_pos: the binlog moved"
+        );
+        assert!(choose_gtid(&[]).is_err());
+    }
 }

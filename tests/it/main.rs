@@ -6,6 +6,7 @@ mod support;
 mod batch;
 mod cdc;
 mod cdc_exact;
+mod cdc_gtid;
 mod cdc_pipeline;
 mod cdc_types;
 mod cli_errors;
