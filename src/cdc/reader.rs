@@ -48,7 +48,8 @@ use crate::error::{Error, MysqlContext, Result};
 use crate::singer::messages::activate_version_message;
 use crate::source::connect::{Connector, ServerInfo};
 use crate::source::snapshot::{read_coords, BinlogCoords};
-use crate::sync::output::{OutputSender, BUFFER_BYTES};
+use crate::sync::output::{OutputSender, StateLine, BUFFER_BYTES};
+use serde_json::{Map, Value};
 
 /// Settings of a binlog read.
 pub struct CdcOptions<'a> {
@@ -936,16 +937,17 @@ impl Session<'_, '_> {
             return Ok(());
         }
         self.flush()?;
+        let mut moved = Vec::new();
         for idx in 0..self.streams.len() {
             if std::mem::take(&mut self.touched[idx]) {
                 let gtid = self.gtid_for(idx);
                 let s = &mut self.streams[idx];
                 let b = s.bookmark_at(&pos.file, pos.pos, gtid);
                 s.bookmark = b.clone();
-                self.out.bookmark(&s.plan.stream_id, b, None)?;
+                moved.push((s.plan.stream_id.clone(), b));
             }
         }
-        Ok(())
+        send_bookmarks(self.out, moved)
     }
 }
 
@@ -975,6 +977,7 @@ fn finish(
         file: end.file.clone(),
         pos: end.position,
     };
+    let mut moved = Vec::new();
     for s in streams.iter_mut().filter(|s| s.resnapshot.is_none()) {
         let behind = s
             .position()
@@ -982,8 +985,23 @@ fn finish(
         if behind {
             let b = s.bookmark_at(&end.file, end.position, end_gtid.clone());
             s.bookmark = b.clone();
-            out.bookmark(&s.plan.stream_id, b, None)?;
+            moved.push((s.plan.stream_id.clone(), b));
         }
+    }
+    send_bookmarks(out, moved)
+}
+
+/// New bookmarks of several streams at one binlog position, as one STATE line: a resume from
+/// any STATE then finds every stream a transaction touched on the same side of it.
+fn send_bookmarks(out: &OutputSender, moved: Vec<(String, Map<String, Value>)>) -> Result<()> {
+    let last = moved.len().saturating_sub(1);
+    for (i, (stream, b)) in moved.into_iter().enumerate() {
+        let line = if i == last {
+            StateLine::Now
+        } else {
+            StateLine::Final // folded into the STATE line of the last one
+        };
+        out.bookmark_with(&stream, b, None, line)?;
     }
     Ok(())
 }
@@ -998,6 +1016,7 @@ fn finish_gtid(
     read: &GtidState,
     starts: &[GtidState],
 ) -> Result<()> {
+    let mut moved = Vec::new();
     for (s, start) in streams.iter_mut().zip(starts) {
         if s.resnapshot.is_some() {
             continue;
@@ -1005,10 +1024,10 @@ fn finish_gtid(
         let b = s.bookmark_at(&end.file, end.position, Some(start.union(read).to_string()));
         if b != s.bookmark {
             s.bookmark = b.clone();
-            out.bookmark(&s.plan.stream_id, b, None)?;
+            moved.push((s.plan.stream_id.clone(), b));
         }
     }
-    Ok(())
+    send_bookmarks(out, moved)
 }
 
 #[cfg(test)]
