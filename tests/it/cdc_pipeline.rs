@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use mysql::Conn;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::cdc::{config_for, lock, log_based, Metadata};
 use crate::model_target::{assert_matches_source, Target};
@@ -32,19 +32,31 @@ fn seed() -> u64 {
 
 #[test]
 fn random_writer_with_killed_runs_ends_exact_under_no_log() {
-    pipeline_case("NO_LOG", seed());
+    pipeline_case("NO_LOG", seed(), false);
 }
 
 #[test]
 fn random_writer_with_killed_runs_ends_exact_under_full() {
-    pipeline_case("FULL", seed().wrapping_add(1));
+    pipeline_case("FULL", seed().wrapping_add(1), false);
 }
 
-fn pipeline_case(metadata: &str, seed: u64) {
+/// The same life with positions by GTID (`use_gtid`): which transactions a stream already has is
+/// decided by GTIDs, not by file and position.
+#[test]
+fn random_writer_with_killed_runs_ends_exact_by_gtid() {
+    pipeline_case("NO_LOG", seed().wrapping_add(2), true);
+}
+
+fn pipeline_case(metadata: &str, seed: u64, use_gtid: bool) {
     let _g = lock();
     let _m = Metadata::set(metadata);
-    let db = fresh_db(&format!("cdc_pipe_{}", metadata.to_lowercase()));
-    let other = fresh_db(&format!("cdc_pipe_other_{}", metadata.to_lowercase()));
+    let mode = format!(
+        "{}{}",
+        metadata.to_lowercase(),
+        if use_gtid { "_gtid" } else { "" }
+    );
+    let db = fresh_db(&format!("cdc_pipe_{mode}"));
+    let other = fresh_db(&format!("cdc_pipe_other_{mode}"));
     let mut c = db_conn(&db);
     c.query_drop(
         "CREATE TABLE a (id int primary key, v varchar(20), n int);
@@ -68,7 +80,8 @@ fn pipeline_case(metadata: &str, seed: u64) {
         .unwrap();
     }
     let catalog = log_based(&db, &TABLES, &[]);
-    let cfg = config_for(&db);
+    let mut cfg = config_for(&db);
+    cfg["use_gtid"] = json!(use_gtid);
     let mut target = Target::default();
     let first = sync(&cfg, Some(&catalog), None);
     target.apply(&first.messages);
@@ -98,14 +111,19 @@ fn pipeline_case(metadata: &str, seed: u64) {
     stop.store(true, Ordering::SeqCst);
     let stats = writer.join().expect("writer thread");
     // Catch up without interruptions, then the target must equal the source.
+    let mut by_gtid = 0;
     for _ in 0..2 {
         let run = sync(&cfg, Some(&catalog), Some(&state));
+        by_gtid += run
+            .stderr
+            .matches("binlog: starting from MariaDB GTID position")
+            .count();
         target.apply(&run.messages);
         state = run.last_state();
         runs += 1;
     }
-    let context =
-        format!("{metadata}, seed {seed}: {runs} runs ({kills} killed), writer {stats:?}");
+    let context = format!("{mode}, seed {seed}: {runs} runs ({kills} killed), writer {stats:?}");
+    assert_eq!(by_gtid > 0, use_gtid, "dumps by GTID: {context}");
     eprintln!("pipeline: {context}");
     assert!(runs >= 8 && kills >= 4, "{context}");
     assert!(
