@@ -276,6 +276,44 @@ impl Pass<'_> {
         self.out.bookmark(id, b, None)
     }
 
+    /// The worker connections: in one consistent snapshot of the tables in `loads` (with its
+    /// binlog coordinates), or plain ones, with no lock of any kind, when nothing is loaded.
+    fn connections(
+        &self,
+        server: &crate::source::connect::ServerInfo,
+        loads: &[&StreamPlan],
+        workers: usize,
+    ) -> Result<(Option<BinlogCoords>, Vec<Conn>)> {
+        let config = self.config;
+        Ok(if loads.is_empty() {
+            // Nothing is read as of one point in time: no snapshot, so no lock of any kind.
+            if workers > 0 {
+                log::info!("snapshot: not needed (no FULL_TABLE read or initial load): {workers} worker connection(s), no lock");
+            }
+            let conns = (0..workers)
+                .map(|i| self.connector.connect(&format!("worker {}", i + 1)))
+                .collect::<Result<Vec<_>>>()?;
+            (None, conns)
+        } else {
+            // Only the tables read in the snapshot are locked, when a lock is needed at all.
+            let table_ids: Vec<(String, String)> = loads
+                .iter()
+                .map(|p| (p.database.clone(), p.table.clone()))
+                .collect();
+            let snap = snapshot::open(
+                self.connector,
+                server,
+                &SnapshotOptions {
+                    workers: workers.max(1),
+                    tables: &table_ids,
+                    method: config.snapshot_method,
+                    lock_timeout_s: config.snapshot_lock_timeout_s,
+                },
+            )?;
+            (snap.coords, snap.conns)
+        })
+    }
+
     /// Reads `plans` through one consistent snapshot, then the binlog.
     fn read(
         &self,
@@ -311,33 +349,7 @@ impl Pass<'_> {
             })
             .sum();
         let workers = max_workers.min(jobs_total);
-        let (coords, mut conns) = if loads.is_empty() {
-            // Nothing is read as of one point in time: no snapshot, so no lock of any kind.
-            if workers > 0 {
-                log::info!("snapshot: not needed (no FULL_TABLE read or initial load): {workers} worker connection(s), no lock");
-            }
-            let conns = (0..workers)
-                .map(|i| self.connector.connect(&format!("worker {}", i + 1)))
-                .collect::<Result<Vec<_>>>()?;
-            (None, conns)
-        } else {
-            // Only the tables read in the snapshot are locked, when a lock is needed at all.
-            let table_ids: Vec<(String, String)> = loads
-                .iter()
-                .map(|p| (p.database.clone(), p.table.clone()))
-                .collect();
-            let snap = snapshot::open(
-                self.connector,
-                server,
-                &SnapshotOptions {
-                    workers: workers.max(1),
-                    tables: &table_ids,
-                    method: config.snapshot_method,
-                    lock_timeout_s: config.snapshot_lock_timeout_s,
-                },
-            )?;
-            (snap.coords, snap.conns)
-        };
+        let (coords, mut conns) = self.connections(server, &loads, workers)?;
 
         // Prepare every stream inside the snapshot (the greatest key is read there).
         let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
