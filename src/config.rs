@@ -306,7 +306,7 @@ pub struct Config {
     /// Tables with more rows than this are read in key-range chunks (0: never).
     pub chunk_rows: u64,
     /// Forced snapshot method (None: automatic order).
-    pub snapshot_method: Option<crate::source::snapshot::SnapshotMethod>,
+    pub snapshot_method: Option<SnapshotMethod>,
     /// Seconds the snapshot lock may be waited for.
     pub snapshot_lock_timeout_s: u64,
     /// BATCH messages instead of RECORDs, when set.
@@ -415,7 +415,7 @@ impl Config {
             chunk_rows: r.int("chunk_rows", 0, i64::MAX)?.unwrap_or(DEFAULT_CHUNK_ROWS as i64) as u64,
             snapshot_method: match r.string("snapshot_method")? {
                 None => None,
-                Some(m) => crate::source::snapshot::SnapshotMethod::parse(&m).ok_or_else(|| {
+                Some(m) => SnapshotMethod::parse(&m).ok_or_else(|| {
                     Error::usage(format!(
                         "config: 'snapshot_method' must be one of auto, global_lock, table_lock, lock_free, lock_tables, independent (got {m:?})"
                     ))
@@ -671,6 +671,51 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// How the snapshot was made consistent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotMethod {
+    /// `FLUSH TABLES WITH READ LOCK`.
+    GlobalLock,
+    /// `FLUSH TABLES t... WITH READ LOCK`.
+    TableLock,
+    /// MariaDB/Percona `binlog_snapshot_*` status, no lock.
+    LockFree,
+    /// `LOCK TABLES t... READ`.
+    LockTables,
+    /// Independent per-worker snapshots (not consistent across workers).
+    Independent,
+    /// One worker: its own snapshot is consistent across tables without any lock.
+    Single,
+}
+
+impl SnapshotMethod {
+    /// Parses the `snapshot_method` config value (`auto` is None).
+    pub fn parse(s: &str) -> Option<Option<SnapshotMethod>> {
+        Some(match s {
+            "auto" => None,
+            "global_lock" => Some(SnapshotMethod::GlobalLock),
+            "table_lock" => Some(SnapshotMethod::TableLock),
+            "lock_free" => Some(SnapshotMethod::LockFree),
+            "lock_tables" => Some(SnapshotMethod::LockTables),
+            "independent" => Some(SnapshotMethod::Independent),
+            _ => return None,
+        })
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            SnapshotMethod::GlobalLock => "FLUSH TABLES WITH READ LOCK",
+            SnapshotMethod::TableLock => "FLUSH TABLES <tables> WITH READ LOCK",
+            SnapshotMethod::LockFree => "lock-free (binlog_snapshot_file/position)",
+            SnapshotMethod::LockTables => "LOCK TABLES <tables> READ",
+            SnapshotMethod::Independent => {
+                "independent per-worker snapshots (NOT consistent across tables)"
+            }
+            SnapshotMethod::Single => "one connection (no lock needed)",
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 //! `catalog` discovers and maps types, `singer` speaks the protocol, `run` ties them together.
 
 pub mod about;
-pub mod batch;
 pub mod catalog;
 pub mod cdc;
 pub mod cli;
@@ -13,9 +12,11 @@ pub mod encode;
 pub mod error;
 pub mod interrupt;
 pub mod logging;
+pub mod plan;
+pub mod read;
 pub mod run;
 pub mod singer;
+pub mod sink;
 pub mod source;
-pub mod sync;
 
 pub use error::{Error, Result};

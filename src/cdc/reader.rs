@@ -46,9 +46,9 @@ use crate::config::{Flavor, TypeOptions};
 use crate::encode::encode_cell;
 use crate::error::{Error, MysqlContext, Result};
 use crate::singer::messages::activate_version_message;
+use crate::sink::record::{OutputSender, StateLine, BUFFER_BYTES};
 use crate::source::connect::{Connector, ServerInfo};
 use crate::source::snapshot::{read_coords, BinlogCoords};
-use crate::sync::output::{OutputSender, StateLine, BUFFER_BYTES};
 use serde_json::{Map, Value};
 
 /// Settings of a binlog read.
@@ -451,7 +451,7 @@ impl Session<'_, '_> {
             let event = match event {
                 Ok(ev) => ev,
                 Err(e)
-                    if crate::sync::rows::connection_lost(&e)
+                    if crate::source::errors::connection_lost(&e)
                         && reconnects < self.opts.reconnect_limit.max(1) =>
                 {
                     reconnects += 1;
@@ -912,7 +912,7 @@ impl Session<'_, '_> {
         }
         buf.extend_from_slice(s.frame.suffix());
         self.rows_total += 1;
-        crate::sync::rows::invalid_text(&s.plan, &s.warnings)?;
+        s.plan.check_text(&s.warnings)?;
         if self.buf.len() >= BUFFER_BYTES {
             self.flush()?;
         }
@@ -960,7 +960,7 @@ fn value_error(s: &CdcStream, ci: usize, pos: &Position, e: String) -> Error {
 
 /// A table version after `old`: milliseconds since the epoch, always greater than `old`.
 pub fn next_version(old: Option<u64>) -> u64 {
-    crate::sync::full_table::now_millis().max(old.map_or(0, |v| v + 1))
+    crate::singer::time::now_millis().max(old.map_or(0, |v| v + 1))
 }
 
 /// Moves every stream that is behind to the end position (streams marked for a re-snapshot
@@ -1036,7 +1036,7 @@ mod tests {
 
     #[test]
     fn versions_always_grow() {
-        let now = crate::sync::full_table::now_millis();
+        let now = crate::singer::time::now_millis();
         assert!(next_version(None) >= now);
         assert_eq!(next_version(Some(u64::MAX / 2)), u64::MAX / 2 + 1);
         assert!(next_version(Some(1)) >= now);

@@ -11,10 +11,10 @@ use crate::catalog::types::ColumnKind;
 use crate::config::TypeOptions;
 use crate::encode::ColumnWarnings;
 use crate::error::{Error, Result};
+use crate::plan::StreamPlan;
 use crate::singer::messages::{schema_message, RecordFrame};
+use crate::sink::record::OutputSender;
 use crate::source::connect::ServerInfo;
-use crate::sync::output::OutputSender;
-use crate::sync::plan::StreamPlan;
 
 use super::gtid::binlog_file_order;
 
@@ -418,7 +418,7 @@ pub fn refresh_schema(
         })
         .map(|c| c.name.as_str())
         .collect();
-    let plan = crate::sync::plan::rebuild(&table, &selected, s.plan.key_properties.clone(), types)?;
+    let plan = crate::plan::rebuild(&table, &selected, s.plan.key_properties.clone(), types)?;
     if let Some(c) = plan
         .columns
         .iter()

@@ -264,6 +264,15 @@ pub fn unbase64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
+/// The cell bytes of a text-protocol row.
+#[inline]
+pub fn cell(row: &mysql::Row, i: usize) -> Option<&[u8]> {
+    match row.as_ref(i) {
+        Some(mysql::Value::Bytes(b)) => Some(b.as_slice()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

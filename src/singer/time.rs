@@ -50,6 +50,14 @@ pub fn now_rfc3339_millis() -> String {
     format_rfc3339(SystemTime::now(), 3)
 }
 
+/// Milliseconds since the epoch: the table version of a new full sync.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

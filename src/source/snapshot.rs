@@ -29,7 +29,7 @@ use mysql::Conn;
 
 use super::connect::{Connector, ServerInfo};
 use super::query::qualified;
-use crate::config::Flavor;
+use crate::config::{Flavor, SnapshotMethod};
 use crate::error::{Error, MysqlContext, Result};
 
 /// Where the snapshot sits in the binary log.
@@ -106,51 +106,6 @@ pub fn choose_gtid(
     } else {
         why.join("; ")
     })
-}
-
-/// How the snapshot was made consistent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SnapshotMethod {
-    /// `FLUSH TABLES WITH READ LOCK`.
-    GlobalLock,
-    /// `FLUSH TABLES t... WITH READ LOCK`.
-    TableLock,
-    /// MariaDB/Percona `binlog_snapshot_*` status, no lock.
-    LockFree,
-    /// `LOCK TABLES t... READ`.
-    LockTables,
-    /// Independent per-worker snapshots (not consistent across workers).
-    Independent,
-    /// One worker: its own snapshot is consistent across tables without any lock.
-    Single,
-}
-
-impl SnapshotMethod {
-    /// Parses the `snapshot_method` config value (`auto` is None).
-    pub fn parse(s: &str) -> Option<Option<SnapshotMethod>> {
-        Some(match s {
-            "auto" => None,
-            "global_lock" => Some(SnapshotMethod::GlobalLock),
-            "table_lock" => Some(SnapshotMethod::TableLock),
-            "lock_free" => Some(SnapshotMethod::LockFree),
-            "lock_tables" => Some(SnapshotMethod::LockTables),
-            "independent" => Some(SnapshotMethod::Independent),
-            _ => return None,
-        })
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            SnapshotMethod::GlobalLock => "FLUSH TABLES WITH READ LOCK",
-            SnapshotMethod::TableLock => "FLUSH TABLES <tables> WITH READ LOCK",
-            SnapshotMethod::LockFree => "lock-free (binlog_snapshot_file/position)",
-            SnapshotMethod::LockTables => "LOCK TABLES <tables> READ",
-            SnapshotMethod::Independent => {
-                "independent per-worker snapshots (NOT consistent across tables)"
-            }
-            SnapshotMethod::Single => "one connection (no lock needed)",
-        }
-    }
 }
 
 /// Connections in one consistent snapshot.

@@ -8,10 +8,10 @@ use flate2::write::GzEncoder;
 use mysql::Row;
 
 use crate::config::BatchCompression;
+use crate::encode::cell;
 use crate::encode::json::write_str;
 use crate::encode::{encode_cell, ColumnWarnings, Encoder};
-use crate::sync::plan::StreamPlan;
-use crate::sync::rows::cell;
+use crate::plan::StreamPlan;
 
 enum Sink {
     Plain(BufWriter<File>),

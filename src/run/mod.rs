@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+mod sync;
+
 use crate::about;
 use crate::catalog::{discover, Catalog};
 use crate::cli::{AboutFormat, Cli};
@@ -52,7 +54,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Some(path) => State::load(path)?,
         None => State::default(),
     };
-    crate::sync::sync(&config, catalog.as_ref(), state)
+    sync::sync(&config, catalog.as_ref(), state)
 }
 
 /// Reads a catalog file (`--catalog` or `--properties`).

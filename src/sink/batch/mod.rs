@@ -28,7 +28,7 @@ use serde_json::json;
 use crate::config::{BatchCompression, BatchConfig, BatchFormat};
 use crate::encode::ColumnWarnings;
 use crate::error::{Error, Result};
-use crate::sync::plan::StreamPlan;
+use crate::plan::StreamPlan;
 
 /// Checks the storage root before any query: created if missing, must be writable.
 pub fn prepare_root(cfg: &BatchConfig) -> Result<()> {
@@ -178,7 +178,7 @@ impl<'a> BatchSink<'a> {
     pub fn new(cfg: &'a BatchConfig, plan: &'a StreamPlan) -> Self {
         static SINKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SINKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let millis = crate::sync::full_table::now_millis();
+        let millis = crate::singer::time::now_millis();
         let stem = format!(
             "{}{}-{millis}-{}-{n}",
             cfg.prefix,
@@ -348,7 +348,7 @@ mod tests {
     use super::*;
     use crate::catalog::types::ColumnKind;
     use crate::encode::Encoder;
-    use crate::sync::plan::{Method, PlannedColumn};
+    use crate::plan::{Method, PlannedColumn};
 
     fn plan() -> StreamPlan {
         StreamPlan {

@@ -8,7 +8,7 @@
 //! A reader stopping for a signal records where it stopped ([`StateLine::Final`]) behind the
 //! last records it handed over, without a STATE line of its own: the run's final STATE carries
 //! it. A BATCH message is written and flushed before its file's "unsent" marker is removed
-//! (see `crate::batch`), and both happen before any STATE covering the file's rows.
+//! (see `crate::sink::batch`), and both happen before any STATE covering the file's rows.
 
 use std::io::Write;
 use std::thread::JoinHandle;
@@ -16,9 +16,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde_json::{Map, Value};
 
-use crate::batch::FinishedFile;
 use crate::error::{Error, Result};
 use crate::singer::state::State;
+use crate::sink::batch::FinishedFile;
 
 /// Size at which a worker hands its buffer to the writer.
 pub const BUFFER_BYTES: usize = 256 * 1024;

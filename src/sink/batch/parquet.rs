@@ -38,12 +38,12 @@ use parquet::file::properties::WriterProperties;
 
 use crate::catalog::types::{ColumnKind, IntWidth};
 use crate::config::BatchCompression;
+use crate::encode::cell;
 use crate::encode::temporal::valid_date;
 use crate::encode::ColumnWarnings;
 use crate::error::{Error, Result};
+use crate::plan::StreamPlan;
 use crate::singer::time::days_from_civil;
-use crate::sync::plan::StreamPlan;
-use crate::sync::rows::cell;
 
 /// Rows buffered in Arrow builders before they go to the Parquet writer.
 pub const ARROW_BATCH_ROWS: usize = 8192;

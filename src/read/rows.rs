@@ -12,15 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use mysql::{Conn, Row, Value};
+use mysql::{Conn, Row};
 
-use super::output::{OutputSender, StateLine, BUFFER_BYTES};
-use super::plan::StreamPlan;
-use crate::batch::BatchSink;
+use crate::encode::cell;
+
 use crate::config::BatchConfig;
 use crate::encode::{encode_cell, ColumnWarnings};
 use crate::error::{Error, Result};
+use crate::plan::StreamPlan;
 use crate::singer::messages::RecordFrame;
+use crate::sink::batch::BatchSink;
+use crate::sink::record::{OutputSender, StateLine, BUFFER_BYTES};
 
 /// How often bookmarks are emitted.
 #[derive(Clone, Copy, Debug)]
@@ -62,15 +64,6 @@ pub struct ReadOutcome {
     pub dropped: Option<Error>,
 }
 
-/// The cell bytes of a text-protocol row.
-#[inline]
-pub fn cell(row: &Row, i: usize) -> Option<&[u8]> {
-    match row.as_ref(i) {
-        Some(Value::Bytes(b)) => Some(b.as_slice()),
-        _ => None,
-    }
-}
-
 /// Runs `sql` and writes one RECORD per row. `checkpoint` is called with the last written row
 /// every `cadence` (and when a signal stops the read), after its data was sent.
 pub fn read_rows(
@@ -94,7 +87,9 @@ pub fn read_rows(
     log::debug!("stream '{}': {sql}", plan.stream_id);
     let mut result = match conn.query_iter(sql) {
         Ok(r) => r,
-        Err(e) if connection_lost(&e) => return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e))),
+        Err(e) if crate::source::errors::connection_lost(&e) => {
+            return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e)))
+        }
         Err(e) => return Err(Error::mysql(ctx(), e)),
     };
     let mut dropped = None;
@@ -127,7 +122,7 @@ pub fn read_rows(
             }
         }
         if buf.len() >= BUFFER_BYTES || due {
-            invalid_text(plan, &warnings)?;
+            plan.check_text(&warnings)?;
             emit.progress.add_bytes(&plan.stream_id, buf.len() as u64);
             out.send(std::mem::replace(&mut buf, out.buffer()))?;
         }
@@ -138,10 +133,10 @@ pub fn read_rows(
         }
         last_row = Some(row);
     }
-    invalid_text(plan, &warnings)?;
+    plan.check_text(&warnings)?;
     emit.progress.add_bytes(&plan.stream_id, buf.len() as u64);
     out.send(buf)?;
-    report(plan, &warnings);
+    plan.report_warnings(&warnings);
     Ok(ReadOutcome {
         rows,
         last_row,
@@ -164,7 +159,7 @@ fn hand_over(
     if !matches!(stop, Error::Interrupted(_)) {
         return stop;
     }
-    let handed = invalid_text(plan, warnings).and_then(|()| {
+    let handed = plan.check_text(warnings).and_then(|()| {
         emit.progress.add_bytes(&plan.stream_id, buf.len() as u64);
         emit.out.send(buf)?;
         last_checkpoint()
@@ -191,40 +186,11 @@ fn take_row(
 ) -> Result<Option<Row>> {
     match row {
         Ok(r) => Ok(Some(r)),
-        Err(e) if connection_lost(&e) => {
+        Err(e) if crate::source::errors::connection_lost(&e) => {
             *dropped = Some(Error::mysql(ctx(), e));
             Ok(None)
         }
         Err(e) => Err(Error::mysql(ctx(), e)),
-    }
-}
-
-/// Errors after which a new connection can continue where the old one stopped: the connection
-/// dropped, the server restarted or killed it, a network timeout.
-pub fn connection_lost(e: &mysql::Error) -> bool {
-    match e {
-        mysql::Error::IoError(_) => true,
-        mysql::Error::CodecError(mysql_common::proto::codec::error::PacketCodecError::Io(io)) => {
-            !io.to_string().contains("certificate")
-        }
-        mysql::Error::DriverError(d) => !matches!(
-            d,
-            mysql::DriverError::TlsNotSupported
-                | mysql::DriverError::UnknownAuthPlugin(_)
-                | mysql::DriverError::CleartextPluginDisabled
-                | mysql::DriverError::OldMysqlPasswordDisabled
-        ),
-        mysql::Error::MySqlError(se) => matches!(
-            se.code,
-            2006 | 2013 // server gone / lost during query
-            | 1053 // server shutdown
-            | 1152 // aborted connection
-            | 1159 | 1161 // network read/write timeout
-            | 1317 // query interrupted (KILL QUERY)
-            | 1927 // connection killed (MariaDB)
-            | 4031 // disconnected for inactivity (MySQL 8)
-        ),
-        _ => false,
     }
 }
 
@@ -238,32 +204,6 @@ pub fn stop_check(cancel: &AtomicBool) -> Result<()> {
         return Err(Error::Cancelled);
     }
     Ok(())
-}
-
-/// Text that is not valid UTF-8 cannot be written to JSON without loss: the run stops before
-/// the data holding it is sent (the server converts every character set to utf8mb4, so this
-/// only happens with corrupt data).
-pub fn invalid_text(plan: &StreamPlan, warnings: &[ColumnWarnings]) -> Result<()> {
-    match plan.columns.iter().zip(warnings).find(|(_, w)| w.invalid_utf8 > 0) {
-        None => Ok(()),
-        Some((c, _)) => Err(Error::runtime(format!(
-            "stream '{}' column '{}' holds bytes that are not valid text in its character set; nothing of it was written. Fix the data, or deselect the column",
-            plan.stream_id, c.name
-        ))),
-    }
-}
-
-fn report(plan: &StreamPlan, warnings: &[ColumnWarnings]) {
-    for (c, w) in plan.columns.iter().zip(warnings) {
-        if w.any() {
-            log::warn!(
-                "stream '{}' column '{}': {}",
-                plan.stream_id,
-                c.name,
-                w.describe()
-            );
-        }
-    }
 }
 
 /// BATCH mode: rows go to files of `batch_size` rows; after each file is finished (synced and
@@ -282,7 +222,9 @@ fn read_rows_batch(
     log::debug!("stream '{}': {sql}", plan.stream_id);
     let mut result = match conn.query_iter(sql) {
         Ok(r) => r,
-        Err(e) if connection_lost(&e) => return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e))),
+        Err(e) if crate::source::errors::connection_lost(&e) => {
+            return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e)))
+        }
         Err(e) => return Err(Error::mysql(ctx(), e)),
     };
     let mut dropped = None;
@@ -298,7 +240,7 @@ fn read_rows_batch(
         rows += 1;
         // A full file is announced even when a stop is due at this row.
         if sink.full() {
-            invalid_text(plan, &warnings)?;
+            plan.check_text(&warnings)?;
             if let Some(file) = sink.finish_file()? {
                 emit.out.batch(file)?;
             }
@@ -310,11 +252,11 @@ fn read_rows_batch(
         }
         last_row = Some(row);
     }
-    invalid_text(plan, &warnings)?;
+    plan.check_text(&warnings)?;
     if let Some(file) = sink.finish_file()? {
         emit.out.batch(file)?;
     }
-    report(plan, &warnings);
+    plan.report_warnings(&warnings);
     Ok(ReadOutcome {
         rows,
         last_row,
@@ -327,7 +269,7 @@ mod tests {
     use super::*;
     use crate::catalog::types::ColumnKind;
     use crate::encode::Encoder;
-    use crate::sync::plan::{Method, PlannedColumn};
+    use crate::plan::{Method, PlannedColumn};
 
     #[test]
     fn invalid_text_names_the_column() {
@@ -350,10 +292,10 @@ mod tests {
             row_estimate: None,
         };
         let mut w = vec![ColumnWarnings::default()];
-        assert!(invalid_text(&plan, &w).is_ok());
+        assert!(plan.check_text(&w).is_ok());
         let mut out = Vec::new();
         crate::encode::encode_cell(Encoder::Text, Some(&[0xff]), &mut out, &mut w[0]);
-        let e = invalid_text(&plan, &w).unwrap_err().to_string();
+        let e = plan.check_text(&w).unwrap_err().to_string();
         assert!(e.contains("stream 'db-t' column 'name'"), "{e}");
     }
 }

@@ -10,9 +10,10 @@ use mysql::Conn;
 use serde_json::{json, Map, Value};
 
 use super::bookmark::{literal, value_from_cell};
-use super::plan::StreamPlan;
-use super::rows::{cell, read_rows, Emit};
+use super::rows::{read_rows, Emit};
+use crate::encode::cell;
 use crate::error::{Error, Result};
+use crate::plan::StreamPlan;
 use crate::singer::messages::{schema_message, RecordFrame};
 use crate::source::query::{qualified, quote_ident};
 

@@ -12,15 +12,6 @@
 //! - The first failing job stops the others (they notice within 1024 rows) and is the error
 //!   reported; STATE never covers rows that were not written.
 
-pub mod bookmark;
-pub mod chunk;
-pub mod full_table;
-pub mod incremental;
-pub mod output;
-pub mod plan;
-pub mod progress;
-pub mod rows;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -34,14 +25,14 @@ use crate::catalog::Catalog;
 use crate::cdc::reader::CdcStream;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::plan::{Method, StreamPlan};
+use crate::read::full_table::{ChunkWork, FullTable};
+use crate::read::rows::{Cadence, Emit};
 use crate::singer::state::State;
 use crate::singer::time::format_rfc3339;
+use crate::sink::record::{OutputSender, Writer};
 use crate::source::connect::Connector;
 use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
-use full_table::{ChunkWork, FullTable};
-use output::{OutputSender, Writer};
-use plan::{Method, StreamPlan};
-use rows::{Cadence, Emit};
 
 /// Runs a sync of `catalog` (every table when None) from `state`, writing to stdout.
 pub fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
@@ -78,12 +69,12 @@ pub fn sync_to<W: std::io::Write + Send + 'static>(
     sink: W,
 ) -> Result<()> {
     if let Some(b) = &config.batch {
-        crate::batch::prepare_root(b)?;
+        crate::sink::batch::prepare_root(b)?;
     }
     let connector = Connector::new(config)?;
     let time_extracted = format_rfc3339(SystemTime::now(), 6);
     let (out, writer) = Writer::spawn(sink, state.clone());
-    let progress = std::sync::Arc::new(progress::Progress::default());
+    let progress = std::sync::Arc::new(crate::read::progress::Progress::default());
     let stop_reporter = std::sync::Arc::new(AtomicBool::new(false));
     let reporter = progress.spawn_reporter(
         Duration::from_secs(config.progress_interval_s),
@@ -137,7 +128,7 @@ struct Pass<'p> {
     catalog: Option<&'p Catalog>,
     connector: &'p Connector,
     out: &'p OutputSender,
-    progress: &'p std::sync::Arc<progress::Progress>,
+    progress: &'p std::sync::Arc<crate::read::progress::Progress>,
     time_extracted: &'p str,
 }
 
@@ -164,7 +155,7 @@ impl Pass<'_> {
             None => config.discovery_databases(),
         };
         let tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
-        let planned = plan::plan(self.catalog, &tables, &config.types)?;
+        let planned = crate::plan::plan(self.catalog, &tables, &config.types)?;
         let mut plans = planned.plans;
         if let Some(only) = only {
             plans.retain(|p| only.contains(&p.stream_id));
@@ -178,7 +169,7 @@ impl Pass<'_> {
         // may still wait for the writer, their files still marked.
         if let (Some(b), None) = (&config.batch, only) {
             for p in &plans {
-                crate::batch::discard_unannounced(b, &p.stream_id)?;
+                crate::sink::batch::discard_unannounced(b, &p.stream_id)?;
             }
         }
         if plans.is_empty() {
@@ -513,19 +504,21 @@ fn plan_chunks(
             let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
             if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
                 if let Some(max) = ft.max_key() {
-                    chunks = chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(|list| {
-                        list.into_iter()
-                            .enumerate()
-                            .map(|(index, bounds)| {
-                                let work = ChunkWork {
-                                    index,
-                                    bounds,
-                                    after: None,
-                                };
-                                (work, false)
-                            })
-                            .collect()
-                    });
+                    chunks = crate::read::chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(
+                        |list| {
+                            list.into_iter()
+                                .enumerate()
+                                .map(|(index, bounds)| {
+                                    let work = ChunkWork {
+                                        index,
+                                        bounds,
+                                        after: None,
+                                    };
+                                    (work, false)
+                                })
+                                .collect()
+                        },
+                    );
                 }
             }
         }
@@ -608,7 +601,7 @@ struct RunCtx<'r, 'a> {
     batch: Option<&'r crate::config::BatchConfig>,
     connector: &'r Connector,
     reconnects: u32,
-    progress: &'r progress::Progress,
+    progress: &'r crate::read::progress::Progress,
 }
 
 impl RunCtx<'_, '_> {
@@ -683,9 +676,12 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
                     ft.finish(ctx.out)?;
                     rows
                 }
-                (None, Method::Incremental) => {
-                    incremental::sync_incremental(conn, plan, run.bookmark.clone(), ctx.emit())?
-                }
+                (None, Method::Incremental) => crate::read::incremental::sync_incremental(
+                    conn,
+                    plan,
+                    run.bookmark.clone(),
+                    ctx.emit(),
+                )?,
                 (None, _) => {
                     return Err(Error::runtime(format!(
                         "stream '{}': no runner for {}",
@@ -803,7 +799,7 @@ fn catalog_databases(c: &Catalog) -> Vec<String> {
     let mut dbs: Vec<String> = c
         .streams
         .iter()
-        .filter(|s| plan::stream_selected(s))
+        .filter(|s| crate::plan::stream_selected(s))
         .filter_map(|s| {
             s.stream_metadata()
                 .and_then(|m| m.get("database-name"))

@@ -21,11 +21,13 @@ use mysql::{Conn, Row};
 use serde_json::{json, Map, Value};
 
 use super::bookmark::{literal, value_from_cell};
-use super::output::{OutputSender, StateLine};
-use super::plan::StreamPlan;
-use super::rows::{cell, read_rows, Emit};
+use super::rows::{read_rows, Emit};
+use crate::encode::cell;
 use crate::error::{Error, MysqlContext, Result};
+use crate::plan::StreamPlan;
 use crate::singer::messages::{activate_version_message, schema_message, RecordFrame};
+use crate::singer::time::now_millis;
+use crate::sink::record::{OutputSender, StateLine};
 use crate::source::query::{qualified, quote_ident, tuple_compare};
 
 /// Bounds of one chunk on the first key column: `lo < key1 <= hi` (open ends when None).
@@ -492,12 +494,4 @@ fn read_max_key(
             })
             .collect()
     }))
-}
-
-/// Milliseconds since the epoch: the table version of a new full sync.
-pub fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

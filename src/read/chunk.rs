@@ -18,10 +18,10 @@ use serde_json::{Map, Value};
 
 use super::bookmark::{literal, value_from_cell};
 use super::full_table::ChunkBounds;
-use super::plan::StreamPlan;
-use super::rows::cell;
 use crate::catalog::types::ColumnKind;
+use crate::encode::cell;
 use crate::error::{Error, MysqlContext, Result};
+use crate::plan::StreamPlan;
 use crate::source::query::{qualified, quote_ident, text_literal};
 
 /// Most EXPLAINs one table's planning may issue.

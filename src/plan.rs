@@ -14,7 +14,7 @@ use crate::catalog::discover::TableInfo;
 use crate::catalog::types::ColumnKind;
 use crate::catalog::{Catalog, CatalogStream};
 use crate::config::TypeOptions;
-use crate::encode::Encoder;
+use crate::encode::{ColumnWarnings, Encoder};
 use crate::error::{Error, Result};
 use crate::source::query::quote_ident;
 
@@ -110,47 +110,14 @@ pub struct Plans {
 
 /// Plans every stream of `catalog` that is selected, or every table when there is no catalog.
 pub fn plan(catalog: Option<&Catalog>, tables: &[TableInfo], opts: &TypeOptions) -> Result<Plans> {
-    let by_id: HashMap<String, &TableInfo> = tables.iter().map(|t| (t.stream_id(), t)).collect();
     let Some(catalog) = catalog else {
-        let plans = tables
-            .iter()
-            .map(|t| {
-                let cols: Vec<&str> = t
-                    .columns
-                    .iter()
-                    .filter(|c| c.kind != ColumnKind::Unsupported)
-                    .map(|c| c.name.as_str())
-                    .collect();
-                build(t, &cols, t.key.clone(), Method::FullTable, None, opts)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(Plans {
-            plans,
-            missing_log_based: Vec::new(),
-        });
+        return every_table(tables, opts);
     };
+    let by_id: HashMap<String, &TableInfo> = tables.iter().map(|t| (t.stream_id(), t)).collect();
     let mut plans = Plans::default();
-    for s in &catalog.streams {
-        if !stream_selected(s) {
-            continue;
-        }
+    for s in catalog.streams.iter().filter(|s| stream_selected(s)) {
         let id = &s.tap_stream_id;
-        let md = s.stream_metadata();
-        let method = match md
-            .and_then(|m| m.get("replication-method"))
-            .or_else(|| s.extra.get("replication_method"))
-            .and_then(Value::as_str)
-        {
-            Some(m) => Method::parse(m).ok_or_else(|| {
-                Error::usage(format!(
-                    "stream '{id}': unknown replication-method '{m}' (use FULL_TABLE, INCREMENTAL or LOG_BASED)"
-                ))
-            })?,
-            None => {
-                log::info!("stream '{id}': no replication-method in the catalog, using FULL_TABLE");
-                Method::FullTable
-            }
-        };
+        let method = stream_method(s)?;
         let Some(table) = locate(s, &by_id) else {
             if method == Method::LogBased {
                 plans.missing_log_based.push(id.clone());
@@ -160,136 +127,212 @@ pub fn plan(catalog: Option<&Catalog>, tables: &[TableInfo], opts: &TypeOptions)
                 "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
             )));
         };
-        if method == Method::LogBased && table.is_view {
-            return Err(Error::usage(format!(
-                "stream '{id}' is a view: LOG_BASED cannot follow a view (the binary log holds the changes of its base tables, not of the view), so it would never see a change. Use FULL_TABLE (or INCREMENTAL with a replication-key) for the view, or LOG_BASED on its base tables"
-            )));
-        }
-        let replication_key = md
-            .and_then(|m| m.get("replication-key"))
-            .or_else(|| s.extra.get("replication_key"))
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string);
-        let key_properties = match md.and_then(|m| m.get("table-key-properties")) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => table.key.clone(),
-        };
-        // Columns: every catalog property must still exist; unsupported ones are skipped.
-        let mut selected: Vec<&str> = Vec::new();
-        let stream_on = true;
-        if let Some(props) = s.schema.get("properties").and_then(Value::as_object) {
-            for name in props.keys() {
-                if !table.columns.iter().any(|c| &c.name == name) {
-                    if name.starts_with("_sdc_") {
-                        continue;
-                    }
-                    if method == Method::LogBased {
-                        // Schema changes flow through the binlog: a dropped column is expected.
-                        log::warn!("stream '{id}': column '{name}' is no longer in the table; it is not read");
-                        continue;
-                    }
-                    return Err(Error::usage(format!(
-                        "stream '{id}': column '{name}' is in the catalog but not in the table (run --discover again)"
-                    )));
-                }
-            }
-        }
-        let mut not_in_catalog: Vec<&str> = Vec::new();
-        let mut all_chosen = true;
-        for c in &table.columns {
-            if c.kind == ColumnKind::Unsupported {
-                continue;
-            }
-            let fm = s.field_metadata(&c.name);
-            let in_catalog = s
-                .schema
-                .get("properties")
-                .and_then(|p| p.get(&c.name))
-                .is_some();
-            let automatic = key_properties.contains(&c.name)
-                || fm.and_then(|m| m.get("inclusion")).and_then(Value::as_str) == Some("automatic")
-                || replication_key.as_deref() == Some(c.name.as_str());
-            let chosen = automatic
-                || match fm {
-                    Some(m)
-                        if m.get("inclusion").and_then(Value::as_str) == Some("unsupported") =>
-                    {
-                        false
-                    }
-                    Some(m) => m
-                        .get("selected")
-                        .or_else(|| m.get("selected-by-default"))
-                        .and_then(Value::as_bool)
-                        .unwrap_or(stream_on && in_catalog),
-                    None => {
-                        in_catalog
-                            && s.schema["properties"][&c.name]
-                                .get("selected")
-                                .and_then(Value::as_bool)
-                                .unwrap_or(stream_on)
-                    }
-                };
-            if chosen {
-                selected.push(c.name.as_str());
-            } else if !in_catalog {
-                not_in_catalog.push(c.name.as_str());
-            } else {
-                all_chosen = false;
-            }
-        }
-        // LOG_BASED follows columns added since discovery (as the binlog reader does within a
-        // run) when the stream selects every column it knows.
-        if method == Method::LogBased && all_chosen && !not_in_catalog.is_empty() {
-            log::info!(
-                "stream '{id}': selecting column(s) added since discovery: {}",
-                not_in_catalog.join(", ")
-            );
-            selected.extend(not_in_catalog);
-        }
-        for k in &key_properties {
-            if !table.columns.iter().any(|c| &c.name == k) {
-                return Err(Error::usage(format!(
-                    "stream '{id}': key property '{k}' is not a column of the table"
-                )));
-            }
-        }
-        if method == Method::Incremental {
-            let Some(rk) = &replication_key else {
-                return Err(Error::usage(format!(
-                    "stream '{id}': INCREMENTAL needs a replication-key in the stream metadata"
-                )));
-            };
-            let col = table
-                .columns
-                .iter()
-                .find(|c| &c.name == rk)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "stream '{id}': replication-key '{rk}' is not a column of the table"
-                    ))
-                })?;
-            if !col.kind.is_replication_key_candidate() {
-                return Err(Error::usage(format!(
-                    "stream '{id}': replication-key '{rk}' has type {} which cannot be compared reliably",
-                    col.column_type
-                )));
-            }
-        }
-        let rk = if method == Method::Incremental {
-            replication_key.as_deref()
-        } else {
-            None
-        };
-        plans
-            .plans
-            .push(build(table, &selected, key_properties, method, rk, opts)?);
+        plans.plans.push(plan_stream(s, table, method, opts)?);
     }
     Ok(plans)
+}
+
+/// Without a catalog: every table, every supported column, FULL_TABLE.
+fn every_table(tables: &[TableInfo], opts: &TypeOptions) -> Result<Plans> {
+    let plans = tables
+        .iter()
+        .map(|t| {
+            let cols: Vec<&str> = t
+                .columns
+                .iter()
+                .filter(|c| c.kind != ColumnKind::Unsupported)
+                .map(|c| c.name.as_str())
+                .collect();
+            build(t, &cols, t.key.clone(), Method::FullTable, None, opts)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Plans {
+        plans,
+        missing_log_based: Vec::new(),
+    })
+}
+
+/// The stream's replication method (metadata, then the legacy top-level key; FULL_TABLE when
+/// neither says).
+fn stream_method(s: &CatalogStream) -> Result<Method> {
+    let id = &s.tap_stream_id;
+    match s
+        .stream_metadata()
+        .and_then(|m| m.get("replication-method"))
+        .or_else(|| s.extra.get("replication_method"))
+        .and_then(Value::as_str)
+    {
+        Some(m) => Method::parse(m).ok_or_else(|| {
+            Error::usage(format!(
+                "stream '{id}': unknown replication-method '{m}' (use FULL_TABLE, INCREMENTAL or LOG_BASED)"
+            ))
+        }),
+        None => {
+            log::info!("stream '{id}': no replication-method in the catalog, using FULL_TABLE");
+            Ok(Method::FullTable)
+        }
+    }
+}
+
+/// Plans one selected stream whose table exists.
+fn plan_stream(
+    s: &CatalogStream,
+    table: &TableInfo,
+    method: Method,
+    opts: &TypeOptions,
+) -> Result<StreamPlan> {
+    let id = &s.tap_stream_id;
+    let md = s.stream_metadata();
+    if method == Method::LogBased && table.is_view {
+        return Err(Error::usage(format!(
+            "stream '{id}' is a view: LOG_BASED cannot follow a view (the binary log holds the changes of its base tables, not of the view), so it would never see a change. Use FULL_TABLE (or INCREMENTAL with a replication-key) for the view, or LOG_BASED on its base tables"
+        )));
+    }
+    let replication_key = md
+        .and_then(|m| m.get("replication-key"))
+        .or_else(|| s.extra.get("replication_key"))
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
+    let key_properties = match md.and_then(|m| m.get("table-key-properties")) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => table.key.clone(),
+    };
+    check_catalog_columns(s, table, method)?;
+    let selected = selected_columns(
+        s,
+        table,
+        method,
+        &key_properties,
+        replication_key.as_deref(),
+    );
+    for k in &key_properties {
+        if !table.columns.iter().any(|c| &c.name == k) {
+            return Err(Error::usage(format!(
+                "stream '{id}': key property '{k}' is not a column of the table"
+            )));
+        }
+    }
+    let rk = if method == Method::Incremental {
+        let Some(rk) = replication_key.as_deref() else {
+            return Err(Error::usage(format!(
+                "stream '{id}': INCREMENTAL needs a replication-key in the stream metadata"
+            )));
+        };
+        check_replication_key(id, table, rk)?;
+        Some(rk)
+    } else {
+        None
+    };
+    build(table, &selected, key_properties, method, rk, opts)
+}
+
+/// Every catalog property must still be a column (LOG_BASED tolerates dropped columns: schema
+/// changes flow through the binlog).
+fn check_catalog_columns(s: &CatalogStream, table: &TableInfo, method: Method) -> Result<()> {
+    let id = &s.tap_stream_id;
+    let Some(props) = s.schema.get("properties").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for name in props.keys() {
+        if table.columns.iter().any(|c| &c.name == name) || name.starts_with("_sdc_") {
+            continue;
+        }
+        if method == Method::LogBased {
+            log::warn!("stream '{id}': column '{name}' is no longer in the table; it is not read");
+            continue;
+        }
+        return Err(Error::usage(format!(
+            "stream '{id}': column '{name}' is in the catalog but not in the table (run --discover again)"
+        )));
+    }
+    Ok(())
+}
+
+/// The columns to read: automatic ones (keys, the replication key), then those the metadata
+/// selects; unsupported columns never.
+fn selected_columns<'t>(
+    s: &CatalogStream,
+    table: &'t TableInfo,
+    method: Method,
+    key_properties: &[String],
+    replication_key: Option<&str>,
+) -> Vec<&'t str> {
+    let mut selected: Vec<&str> = Vec::new();
+    let mut not_in_catalog: Vec<&str> = Vec::new();
+    let mut all_chosen = true;
+    for c in &table.columns {
+        if c.kind == ColumnKind::Unsupported {
+            continue;
+        }
+        let in_catalog = s
+            .schema
+            .get("properties")
+            .and_then(|p| p.get(&c.name))
+            .is_some();
+        let automatic =
+            key_properties.contains(&c.name) || replication_key == Some(c.name.as_str());
+        if automatic || column_chosen(s, &c.name, in_catalog) {
+            selected.push(c.name.as_str());
+        } else if !in_catalog {
+            not_in_catalog.push(c.name.as_str());
+        } else {
+            all_chosen = false;
+        }
+    }
+    // LOG_BASED follows columns added since discovery (as the binlog reader does within a
+    // run) when the stream selects every column it knows.
+    if method == Method::LogBased && all_chosen && !not_in_catalog.is_empty() {
+        log::info!(
+            "stream '{}': selecting column(s) added since discovery: {}",
+            s.tap_stream_id,
+            not_in_catalog.join(", ")
+        );
+        selected.extend(not_in_catalog);
+    }
+    selected
+}
+
+/// Whether the catalog selects a column that is not automatic.
+fn column_chosen(s: &CatalogStream, name: &str, in_catalog: bool) -> bool {
+    match s.field_metadata(name) {
+        Some(m) => match m.get("inclusion").and_then(Value::as_str) {
+            Some("automatic") => true,
+            Some("unsupported") => false,
+            _ => m
+                .get("selected")
+                .or_else(|| m.get("selected-by-default"))
+                .and_then(Value::as_bool)
+                .unwrap_or(in_catalog),
+        },
+        None => {
+            in_catalog
+                && s.schema["properties"][name]
+                    .get("selected")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true)
+        }
+    }
+}
+
+/// An INCREMENTAL replication key must be a column whose values compare reliably.
+fn check_replication_key(id: &str, table: &TableInfo, rk: &str) -> Result<()> {
+    let col = table.columns.iter().find(|c| c.name == rk).ok_or_else(|| {
+        Error::usage(format!(
+            "stream '{id}': replication-key '{rk}' is not a column of the table"
+        ))
+    })?;
+    if !col.kind.is_replication_key_candidate() {
+        return Err(Error::usage(format!(
+            "stream '{id}': replication-key '{rk}' has type {} which cannot be compared reliably",
+            col.column_type
+        )));
+    }
+    Ok(())
 }
 
 fn locate<'a>(s: &CatalogStream, by_id: &HashMap<String, &'a TableInfo>) -> Option<&'a TableInfo> {
@@ -420,4 +463,35 @@ fn resumable_kind(k: &ColumnKind) -> bool {
             | ColumnKind::Binary
             | ColumnKind::Uuid
     )
+}
+
+impl StreamPlan {
+    /// Text that is not valid UTF-8 cannot be written to JSON without loss: the run stops before
+    /// the data holding it is sent (the server converts every character set to utf8mb4, so this
+    /// only happens with corrupt data).
+    pub fn check_text(&self, warnings: &[ColumnWarnings]) -> Result<()> {
+        let plan = self;
+        match plan.columns.iter().zip(warnings).find(|(_, w)| w.invalid_utf8 > 0) {
+            None => Ok(()),
+            Some((c, _)) => Err(Error::runtime(format!(
+                "stream '{}' column '{}' holds bytes that are not valid text in its character set; nothing of it was written. Fix the data, or deselect the column",
+                plan.stream_id, c.name
+            ))),
+        }
+    }
+
+    /// Logs one warning per column whose values were changed or refused on the way out.
+    pub fn report_warnings(&self, warnings: &[ColumnWarnings]) {
+        let plan = self;
+        for (c, w) in plan.columns.iter().zip(warnings) {
+            if w.any() {
+                log::warn!(
+                    "stream '{}' column '{}': {}",
+                    plan.stream_id,
+                    c.name,
+                    w.describe()
+                );
+            }
+        }
+    }
 }
