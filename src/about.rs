@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::config::CONFIG_SCHEMA;
 
 /// Capabilities advertised to Meltano.
-pub const CAPABILITIES: [&str; 8] = [
+pub(crate) const CAPABILITIES: [&str; 8] = [
     "catalog",
     "discover",
     "state",
@@ -17,7 +17,7 @@ pub const CAPABILITIES: [&str; 8] = [
 ];
 
 /// The `--about --format json` document.
-pub fn about_json() -> Value {
+pub(crate) fn about_json() -> Value {
     let settings: Value = serde_json::from_str(CONFIG_SCHEMA).unwrap_or(Value::Null);
     json!({
         "name": "tap-mysql",
@@ -29,7 +29,7 @@ pub fn about_json() -> Value {
 }
 
 /// The `--about --format markdown` page: a settings table usable as documentation.
-pub fn about_markdown() -> String {
+pub(crate) fn about_markdown() -> String {
     let doc = about_json();
     let mut out = format!(
         "# tap-mysql {}\n\n{}\n\n## Capabilities\n\n",

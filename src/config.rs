@@ -20,10 +20,10 @@ use crate::error::{Error, Result};
 pub const CONFIG_SCHEMA: &str = include_str!("../schemas/config.schema.json");
 
 /// Default `chunk_rows` (see the README's benchmark for why).
-pub const DEFAULT_CHUNK_ROWS: u64 = 1_000_000;
+pub(crate) const DEFAULT_CHUNK_ROWS: u64 = 1_000_000;
 
 /// Prefix of environment variables that override config keys.
-pub const ENV_PREFIX: &str = "TAP_MYSQL_";
+pub(crate) const ENV_PREFIX: &str = "TAP_MYSQL_";
 
 /// A string that must never be printed.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -31,11 +31,11 @@ pub struct Secret(String);
 
 impl Secret {
     /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
     /// The secret itself, for handing to the driver only.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -130,7 +130,7 @@ pub enum BatchFormat {
 
 impl BatchFormat {
     /// The name in `encoding.format`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             BatchFormat::Jsonl => "jsonl",
             BatchFormat::Parquet => "parquet",
@@ -153,7 +153,7 @@ pub enum BatchCompression {
 
 impl BatchCompression {
     /// The name in `encoding.compression`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             BatchCompression::None => "none",
             BatchCompression::Gzip => "gzip",
@@ -321,7 +321,7 @@ pub struct Config {
 
 impl Config {
     /// Loads, merges and validates config files, then applies `TAP_MYSQL_*` overrides from `env`.
-    pub fn load<I>(paths: &[PathBuf], env: I) -> Result<Config>
+    pub(crate) fn load<I>(paths: &[PathBuf], env: I) -> Result<Config>
     where
         I: IntoIterator<Item = (String, String)>,
     {
@@ -446,7 +446,7 @@ impl Config {
     }
 
     /// The databases discovery looks at: `filter_dbs`, else `database`, else all.
-    pub fn discovery_databases(&self) -> Vec<String> {
+    pub(crate) fn discovery_databases(&self) -> Vec<String> {
         if !self.filter_dbs.is_empty() {
             self.filter_dbs.clone()
         } else {
@@ -455,7 +455,7 @@ impl Config {
     }
 
     /// Where we connect, for logs and errors (never credentials).
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         match &self.unix_socket {
             Some(s) => format!("socket {s}"),
             None => format!("{}:{}", self.host, self.port),
@@ -464,7 +464,7 @@ impl Config {
 }
 
 /// The `properties` of the config schema: the keys we know.
-pub fn schema_properties() -> Map<String, Value> {
+pub(crate) fn schema_properties() -> Map<String, Value> {
     // The schema is compiled in and checked by a unit test, so this cannot fail at run time.
     serde_json::from_str::<Value>(CONFIG_SCHEMA)
         .ok()
@@ -693,7 +693,7 @@ pub enum SnapshotMethod {
 
 impl SnapshotMethod {
     /// Parses the `snapshot_method` config value (`auto` is None).
-    pub fn parse(s: &str) -> Option<Option<SnapshotMethod>> {
+    pub(crate) fn parse(s: &str) -> Option<Option<SnapshotMethod>> {
         Some(match s {
             "auto" => None,
             "global_lock" => Some(SnapshotMethod::GlobalLock),
@@ -705,7 +705,7 @@ impl SnapshotMethod {
         })
     }
 
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             SnapshotMethod::GlobalLock => "FLUSH TABLES WITH READ LOCK",
             SnapshotMethod::TableLock => "FLUSH TABLES <tables> WITH READ LOCK",

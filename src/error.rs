@@ -18,14 +18,18 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{context}: {source}")]
     Io {
+        /// What was being read or written.
         context: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// The server or the driver said no.
     #[error("{context}: {}", describe_mysql(.source))]
     Mysql {
+        /// What was being done (stream, query, position).
         context: String,
+        /// The server's or the driver's error.
         #[source]
         source: mysql::Error,
     },
@@ -42,17 +46,17 @@ pub enum Error {
 
 impl Error {
     /// A usage/config error: the user must change their input.
-    pub fn usage(msg: impl Into<String>) -> Self {
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
         Error::Usage(msg.into())
     }
 
     /// A runtime error phrased for the user.
-    pub fn runtime(msg: impl Into<String>) -> Self {
+    pub(crate) fn runtime(msg: impl Into<String>) -> Self {
         Error::Runtime(msg.into())
     }
 
     /// Wraps an io error with what we were doing.
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
             source,
@@ -60,7 +64,7 @@ impl Error {
     }
 
     /// Wraps a driver/server error with what we were doing.
-    pub fn mysql(context: impl Into<String>, source: mysql::Error) -> Self {
+    pub(crate) fn mysql(context: impl Into<String>, source: mysql::Error) -> Self {
         Error::Mysql {
             context: context.into(),
             source,
@@ -73,17 +77,6 @@ impl Error {
             Error::Usage(_) => 2,
             Error::Interrupted(sig) => 128 + sig,
             _ => 1,
-        }
-    }
-
-    /// The server error code, when the server produced one.
-    pub fn server_code(&self) -> Option<u16> {
-        match self {
-            Error::Mysql {
-                source: mysql::Error::MySqlError(e),
-                ..
-            } => Some(e.code),
-            _ => None,
         }
     }
 }

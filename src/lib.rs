@@ -1,22 +1,49 @@
 //! tap-mysql: a Singer tap for MySQL and MariaDB.
 //!
-//! Layout (see ARCHITECTURE.md): `config` and `cli` take input, `source` talks to the server,
-//! `catalog` discovers and maps types, `singer` speaks the protocol, `run` ties them together.
+//! The layers (ARCHITECTURE.md; `scripts/check-structure` enforces them), bottom first:
+//! `error`, `config`, `singer` and `state` (input and the protocol's values), `source` (the
+//! server), `catalog` (discovery and type mapping), `encode` (values to JSON bytes), `plan`
+//! (what each stream reads), `sink` (the RECORD writer and BATCH files), `read` (snapshot
+//! readers) beside `cdc` (the binlog session), and `run` on top.
+//!
+//! The public surface is what the binary needs (`cli`, `run`, `error`, `logging`, `interrupt`)
+//! plus `testing`, the internals the integration, fuzz and recorded-binlog tests drive.
 
-pub mod about;
-pub mod catalog;
-pub mod cdc;
+#![forbid(unsafe_code)]
+#![deny(missing_docs, unreachable_pub)]
+
+mod about;
+mod catalog;
+mod cdc;
 pub mod cli;
-pub mod config;
-pub mod encode;
+mod config;
+mod encode;
 pub mod error;
 pub mod interrupt;
 pub mod logging;
-pub mod plan;
-pub mod read;
-pub mod run;
-pub mod singer;
-pub mod sink;
-pub mod source;
+mod plan;
+mod read;
+mod run;
+mod singer;
+mod sink;
+mod source;
 
 pub use error::{Error, Result};
+pub use run::run;
+
+/// Internals driven directly by the integration, fuzz and recorded-binlog tests. Not a stable
+/// API: it changes with the code.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::about::settings_table;
+    pub use crate::catalog::types::ColumnKind;
+    pub use crate::cdc::ddl::{apply as apply_ddl, changes as ddl_changes, Change as DdlChange};
+    pub use crate::cdc::dump::refused_event;
+    pub use crate::cdc::geojson::from_internal as geojson_from_internal;
+    pub use crate::cdc::gtid::{MariadbGtidPos, MysqlGtidSet};
+    pub use crate::cdc::mariadb::gtid_event as mariadb_gtid_event;
+    pub use crate::cdc::values::{text_bytes, ColumnDecoding};
+    pub use crate::config::{Config, CONFIG_SCHEMA};
+    pub use crate::singer::state::State;
+    pub use crate::singer::time::civil_from_days;
+}

@@ -10,7 +10,7 @@ fn main() {
         Err(e) => exit_on_cli_error(e),
     };
     tap_mysql::interrupt::install();
-    if let Err(e) = tap_mysql::run::run(&cli) {
+    if let Err(e) = tap_mysql::run(&cli) {
         if matches!(e, tap_mysql::Error::Interrupted(_)) {
             log::warn!("{e}");
         } else {

@@ -20,7 +20,7 @@ use crate::source::query::quote_ident;
 
 /// Replication method of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     /// Whole table every run, resumable by key, with table versions.
     FullTable,
     /// Rows at or past the replication-key bookmark.
@@ -52,7 +52,7 @@ impl Method {
 
 /// A column to read.
 #[derive(Clone, Debug)]
-pub struct PlannedColumn {
+pub(crate) struct PlannedColumn {
     /// Column name.
     pub name: String,
     /// What it holds.
@@ -65,7 +65,7 @@ pub struct PlannedColumn {
 
 /// Everything needed to sync one stream.
 #[derive(Clone, Debug)]
-pub struct StreamPlan {
+pub(crate) struct StreamPlan {
     /// `<db>-<table>`.
     pub stream_id: String,
     /// Database.
@@ -93,14 +93,14 @@ pub struct StreamPlan {
 
 impl StreamPlan {
     /// The replication key's column name.
-    pub fn replication_key_name(&self) -> Option<&str> {
+    pub(crate) fn replication_key_name(&self) -> Option<&str> {
         self.replication_key.map(|i| self.columns[i].name.as_str())
     }
 }
 
 /// The streams to sync.
 #[derive(Debug, Default)]
-pub struct Plans {
+pub(crate) struct Plans {
     /// Streams whose tables exist.
     pub plans: Vec<StreamPlan>,
     /// Selected LOG_BASED streams whose table no longer exists (dropped or renamed in the
@@ -109,7 +109,11 @@ pub struct Plans {
 }
 
 /// Plans every stream of `catalog` that is selected, or every table when there is no catalog.
-pub fn plan(catalog: Option<&Catalog>, tables: &[TableInfo], opts: &TypeOptions) -> Result<Plans> {
+pub(crate) fn plan(
+    catalog: Option<&Catalog>,
+    tables: &[TableInfo],
+    opts: &TypeOptions,
+) -> Result<Plans> {
     let Some(catalog) = catalog else {
         return every_table(tables, opts);
     };
@@ -350,7 +354,7 @@ fn locate<'a>(s: &CatalogStream, by_id: &HashMap<String, &'a TableInfo>) -> Opti
 }
 
 /// Rebuilds a LOG_BASED stream's plan for its table's new columns (after a schema change).
-pub fn rebuild(
+pub(crate) fn rebuild(
     table: &TableInfo,
     selected: &[&str],
     key_properties: Vec<String>,
@@ -367,7 +371,7 @@ pub fn rebuild(
 }
 
 /// Whether a catalog stream is selected.
-pub fn stream_selected(s: &CatalogStream) -> bool {
+pub(crate) fn stream_selected(s: &CatalogStream) -> bool {
     if let Some(m) = s.stream_metadata() {
         if let Some(v) = m.get("selected").and_then(Value::as_bool) {
             return v;
@@ -469,7 +473,7 @@ impl StreamPlan {
     /// Text that is not valid UTF-8 cannot be written to JSON without loss: the run stops before
     /// the data holding it is sent (the server converts every character set to utf8mb4, so this
     /// only happens with corrupt data).
-    pub fn check_text(&self, warnings: &[ColumnWarnings]) -> Result<()> {
+    pub(crate) fn check_text(&self, warnings: &[ColumnWarnings]) -> Result<()> {
         let plan = self;
         match plan.columns.iter().zip(warnings).find(|(_, w)| w.invalid_utf8 > 0) {
             None => Ok(()),
@@ -481,7 +485,7 @@ impl StreamPlan {
     }
 
     /// Logs one warning per column whose values were changed or refused on the way out.
-    pub fn report_warnings(&self, warnings: &[ColumnWarnings]) {
+    pub(crate) fn report_warnings(&self, warnings: &[ColumnWarnings]) {
         let plan = self;
         for (c, w) in plan.columns.iter().zip(warnings) {
             if w.any() {

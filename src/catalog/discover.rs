@@ -22,14 +22,15 @@ use crate::error::{Error, MysqlContext, Result};
 use crate::source::query::quote_str;
 
 /// Schemas that hold the server's own data.
-pub const SYSTEM_SCHEMAS: [&str; 4] = ["information_schema", "performance_schema", "mysql", "sys"];
+pub(crate) const SYSTEM_SCHEMAS: [&str; 4] =
+    ["information_schema", "performance_schema", "mysql", "sys"];
 
 /// Unique indexes of one table: name -> (columns in order, usable as a key).
 type UniqueIndexes = BTreeMap<String, (Vec<String>, bool)>;
 
 /// A discovered column.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ColumnInfo {
+pub(crate) struct ColumnInfo {
     /// Column name.
     pub name: String,
     /// `COLUMN_TYPE`, e.g. `decimal(12,2) unsigned`.
@@ -44,7 +45,7 @@ pub struct ColumnInfo {
 
 /// A discovered table or view.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableInfo {
+pub(crate) struct TableInfo {
     /// Database (schema) name.
     pub database: String,
     /// Table name.
@@ -63,18 +64,18 @@ pub struct TableInfo {
 
 impl TableInfo {
     /// The Singer stream id, `<database>-<table>`.
-    pub fn stream_id(&self) -> String {
+    pub(crate) fn stream_id(&self) -> String {
         stream_id(&self.database, &self.name)
     }
 }
 
 /// The Singer stream id for a table.
-pub fn stream_id(database: &str, table: &str) -> String {
+pub(crate) fn stream_id(database: &str, table: &str) -> String {
     format!("{database}-{table}")
 }
 
 /// Reads every table and column of `databases` (all non-system ones when empty).
-pub fn discover_tables(
+pub(crate) fn discover_tables(
     conn: &mut Conn,
     flavor: Flavor,
     databases: &[String],
@@ -245,7 +246,7 @@ pub fn discover_tables(
 }
 
 /// Builds the Singer catalog from discovered tables.
-pub fn build_catalog(tables: &[TableInfo], opts: &TypeOptions) -> Catalog {
+pub(crate) fn build_catalog(tables: &[TableInfo], opts: &TypeOptions) -> Catalog {
     let streams = tables.iter().map(|t| build_stream(t, opts)).collect();
     Catalog { streams }
 }

@@ -1,7 +1,7 @@
 //! Singer catalog: the model, type mapping and discovery.
 
-pub mod discover;
-pub mod model;
-pub mod types;
+pub(crate) mod discover;
+pub(crate) mod model;
+pub(crate) mod types;
 
-pub use model::{Catalog, CatalogStream, MetadataEntry};
+pub(crate) use model::{Catalog, CatalogStream};

@@ -7,14 +7,14 @@ use serde_json::{Map, Value};
 
 /// A Singer catalog.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     /// Streams in output order.
     pub streams: Vec<CatalogStream>,
 }
 
 /// One stream (table or view).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CatalogStream {
+pub(crate) struct CatalogStream {
     /// `<database>-<table>`.
     pub tap_stream_id: String,
     /// The table's own name.
@@ -35,7 +35,7 @@ pub struct CatalogStream {
 
 /// One metadata entry: a breadcrumb and its key/values.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MetadataEntry {
+pub(crate) struct MetadataEntry {
     /// `[]` for the stream, `["properties", "<column>"]` for a field.
     pub breadcrumb: Vec<String>,
     /// The metadata.
@@ -44,7 +44,7 @@ pub struct MetadataEntry {
 
 impl CatalogStream {
     /// The metadata map at a breadcrumb, if present.
-    pub fn metadata_at(&self, breadcrumb: &[&str]) -> Option<&Map<String, Value>> {
+    pub(crate) fn metadata_at(&self, breadcrumb: &[&str]) -> Option<&Map<String, Value>> {
         self.metadata
             .iter()
             .find(|m| {
@@ -57,12 +57,12 @@ impl CatalogStream {
     }
 
     /// Stream-level metadata (breadcrumb `[]`).
-    pub fn stream_metadata(&self) -> Option<&Map<String, Value>> {
+    pub(crate) fn stream_metadata(&self) -> Option<&Map<String, Value>> {
         self.metadata_at(&[])
     }
 
     /// Field-level metadata of a column.
-    pub fn field_metadata(&self, column: &str) -> Option<&Map<String, Value>> {
+    pub(crate) fn field_metadata(&self, column: &str) -> Option<&Map<String, Value>> {
         self.metadata_at(&["properties", column])
     }
 }

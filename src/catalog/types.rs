@@ -35,7 +35,7 @@ impl IntWidth {
     }
 
     /// (minimum, maximum) for the width and signedness.
-    pub fn range(self, unsigned: bool) -> (i64, u64) {
+    pub(crate) fn range(self, unsigned: bool) -> (i64, u64) {
         let bits = self.bits();
         if unsigned {
             (
@@ -55,7 +55,7 @@ impl IntWidth {
 
 /// The `information_schema.COLUMNS` facts a column's kind is decided from.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RawColumnType<'a> {
+pub(crate) struct RawColumnType<'a> {
     /// `DATA_TYPE`, e.g. `decimal`.
     pub data_type: &'a str,
     /// `COLUMN_TYPE`, e.g. `decimal(12,2) unsigned`.
@@ -152,7 +152,10 @@ pub enum ColumnKind {
 
 impl ColumnKind {
     /// Decides the kind from `DATA_TYPE`, `COLUMN_TYPE` and friends.
-    pub fn from_information_schema(raw: &RawColumnType<'_>, opts: &TypeOptions) -> ColumnKind {
+    pub(crate) fn from_information_schema(
+        raw: &RawColumnType<'_>,
+        opts: &TypeOptions,
+    ) -> ColumnKind {
         let RawColumnType {
             data_type,
             column_type,
@@ -213,7 +216,7 @@ impl ColumnKind {
     }
 
     /// Whether the column can be a replication key (orderable, compared exactly).
-    pub fn is_replication_key_candidate(&self) -> bool {
+    pub(crate) fn is_replication_key_candidate(&self) -> bool {
         matches!(
             self,
             ColumnKind::Integer { .. }
@@ -231,7 +234,7 @@ impl ColumnKind {
     }
 
     /// The JSON Schema of a column of this kind.
-    pub fn json_schema(&self, nullable: bool, opts: &TypeOptions) -> Value {
+    pub(crate) fn json_schema(&self, nullable: bool, opts: &TypeOptions) -> Value {
         let mut s = Map::new();
         // Zero dates ('0000-00-00') are emitted as null, so temporal columns that can hold
         // them are always nullable in the schema, whatever the column says.
@@ -351,7 +354,7 @@ fn paren_number(column_type: &str) -> Option<u64> {
 
 /// Parses the labels of `enum('a','b''c')` / `set(...)` as `COLUMN_TYPE` prints them
 /// (quotes doubled, backslashes escaped).
-pub fn parse_labels(column_type: &str) -> Vec<String> {
+pub(crate) fn parse_labels(column_type: &str) -> Vec<String> {
     let Some(open) = column_type.find('(') else {
         return vec![];
     };

@@ -128,7 +128,7 @@ pub(crate) fn check_gtid_mode(conn: &mut Conn) -> Result<()> {
 }
 
 /// Checks the server settings CDC depends on, with what to change.
-pub fn preflight(conn: &mut Conn) -> Result<()> {
+pub(crate) fn preflight(conn: &mut Conn) -> Result<()> {
     let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
         .query_first("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
         .context("LOG_BASED: reading binlog settings")?;
@@ -156,7 +156,7 @@ pub fn preflight(conn: &mut Conn) -> Result<()> {
 
 /// A replica server id for this run: the configured one, or a random one in the valid range
 /// that differs from the server's own.
-pub fn server_id(configured: Option<u32>, conn: &mut Conn) -> Result<u32> {
+pub(crate) fn server_id(configured: Option<u32>, conn: &mut Conn) -> Result<u32> {
     if let Some(id) = configured {
         return Ok(id);
     }

@@ -77,14 +77,14 @@ impl MysqlGtidSet {
     }
 
     /// Whether a transaction is in the set.
-    pub fn contains(&self, uuid: &str, tag: &str, gno: u64) -> bool {
+    pub(crate) fn contains(&self, uuid: &str, tag: &str, gno: u64) -> bool {
         self.sets
             .get(&(uuid.to_ascii_lowercase(), tag.to_ascii_lowercase()))
             .is_some_and(|v| v.iter().any(|&(s, e)| s <= gno && gno <= e))
     }
 
     /// Whether every transaction of `other` is in this set.
-    pub fn contains_all(&self, other: &MysqlGtidSet) -> bool {
+    pub(crate) fn contains_all(&self, other: &MysqlGtidSet) -> bool {
         other.sets.iter().all(|((u, t), v)| {
             v.iter().all(|&(s, e)| {
                 self.sets
@@ -95,7 +95,7 @@ impl MysqlGtidSet {
     }
 
     /// The transactions in both sets.
-    pub fn intersection(&self, other: &MysqlGtidSet) -> MysqlGtidSet {
+    pub(crate) fn intersection(&self, other: &MysqlGtidSet) -> MysqlGtidSet {
         let mut out = MysqlGtidSet::default();
         for (key, mine) in &self.sets {
             let Some(theirs) = other.sets.get(key) else {
@@ -114,7 +114,7 @@ impl MysqlGtidSet {
     }
 
     /// The transactions in either set.
-    pub fn union(&self, other: &MysqlGtidSet) -> MysqlGtidSet {
+    pub(crate) fn union(&self, other: &MysqlGtidSet) -> MysqlGtidSet {
         let mut out = self.clone();
         for ((u, t), v) in &other.sets {
             for &(s, e) in v {
@@ -125,7 +125,7 @@ impl MysqlGtidSet {
     }
 
     /// The (uuid, tag, intervals) entries, in canonical order.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &[(u64, u64)])> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &str, &[(u64, u64)])> {
         self.sets
             .iter()
             .map(|((u, t), v)| (u.as_str(), t.as_str(), v.as_slice()))
@@ -224,29 +224,29 @@ impl MariadbGtidPos {
     }
 
     /// Records a GTID as the latest of its domain.
-    pub fn update(&mut self, gtid: MariadbGtid) {
+    pub(crate) fn update(&mut self, gtid: MariadbGtid) {
         self.domains.insert(gtid.domain, gtid);
     }
 
     /// The last GTID of a domain.
-    pub fn get(&self, domain: u32) -> Option<MariadbGtid> {
+    pub(crate) fn get(&self, domain: u32) -> Option<MariadbGtid> {
         self.domains.get(&domain).copied()
     }
 
     /// Whether the position includes a transaction: its domain is there with a sequence number
     /// at least as high (sequence numbers order a domain; the server id does not).
-    pub fn contains(&self, gtid: MariadbGtid) -> bool {
+    pub(crate) fn contains(&self, gtid: MariadbGtid) -> bool {
         self.get(gtid.domain).is_some_and(|g| gtid.seq <= g.seq)
     }
 
     /// Whether the position includes every transaction of `other`.
-    pub fn contains_all(&self, other: &MariadbGtidPos) -> bool {
+    pub(crate) fn contains_all(&self, other: &MariadbGtidPos) -> bool {
         other.domains.values().all(|g| self.contains(*g))
     }
 
     /// The transactions both positions include: the domains both have, each at the lower
     /// sequence number (a domain one of them lacks is read from its start).
-    pub fn common(&self, other: &MariadbGtidPos) -> MariadbGtidPos {
+    pub(crate) fn common(&self, other: &MariadbGtidPos) -> MariadbGtidPos {
         let domains = self
             .domains
             .iter()
@@ -266,7 +266,7 @@ impl MariadbGtidPos {
     }
 
     /// The transactions either position includes: every domain, at the higher sequence number.
-    pub fn union(&self, other: &MariadbGtidPos) -> MariadbGtidPos {
+    pub(crate) fn union(&self, other: &MariadbGtidPos) -> MariadbGtidPos {
         let mut out = self.clone();
         for g in other.domains.values() {
             if !out.contains(*g) {
@@ -296,7 +296,7 @@ impl fmt::Display for MariadbGtidPos {
 
 /// One transaction's GTID, of either flavor.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TxnGtid {
+pub(crate) enum TxnGtid {
     /// MariaDB `domain-server-seq`.
     Mariadb(MariadbGtid),
     /// MySQL `uuid[:tag]:gno`.
@@ -312,7 +312,7 @@ pub enum TxnGtid {
 
 /// A GTID position of either flavor: which transactions a point of the binlog includes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GtidState {
+pub(crate) enum GtidState {
     /// MariaDB: the last GTID of each domain.
     Mariadb(MariadbGtidPos),
     /// MySQL: the executed set.
@@ -321,7 +321,7 @@ pub enum GtidState {
 
 impl GtidState {
     /// Parses the text a server (or a bookmark) gives for `flavor`.
-    pub fn parse(flavor: Flavor, text: &str) -> Result<GtidState, String> {
+    pub(crate) fn parse(flavor: Flavor, text: &str) -> Result<GtidState, String> {
         Ok(match flavor {
             Flavor::Mariadb => GtidState::Mariadb(MariadbGtidPos::parse(text)?),
             Flavor::Mysql => GtidState::Mysql(MysqlGtidSet::parse(text)?),
@@ -329,7 +329,7 @@ impl GtidState {
     }
 
     /// Records a transaction that passed (MariaDB: the latest of its domain).
-    pub fn add(&mut self, t: &TxnGtid) {
+    pub(crate) fn add(&mut self, t: &TxnGtid) {
         match (self, t) {
             (GtidState::Mariadb(p), TxnGtid::Mariadb(g)) => p.update(*g),
             (GtidState::Mysql(s), TxnGtid::Mysql { uuid, tag, gno }) => s.add(uuid, tag, *gno),
@@ -338,7 +338,7 @@ impl GtidState {
     }
 
     /// Whether the position includes a transaction.
-    pub fn contains(&self, t: &TxnGtid) -> bool {
+    pub(crate) fn contains(&self, t: &TxnGtid) -> bool {
         match (self, t) {
             (GtidState::Mariadb(p), TxnGtid::Mariadb(g)) => p.contains(*g),
             (GtidState::Mysql(s), TxnGtid::Mysql { uuid, tag, gno }) => s.contains(uuid, tag, *gno),
@@ -347,7 +347,7 @@ impl GtidState {
     }
 
     /// Whether the position includes every transaction of `other`.
-    pub fn contains_all(&self, other: &GtidState) -> bool {
+    pub(crate) fn contains_all(&self, other: &GtidState) -> bool {
         match (self, other) {
             (GtidState::Mariadb(a), GtidState::Mariadb(b)) => a.contains_all(b),
             (GtidState::Mysql(a), GtidState::Mysql(b)) => a.contains_all(b),
@@ -356,7 +356,7 @@ impl GtidState {
     }
 
     /// The transactions both include: where a read serving both must start.
-    pub fn common(&self, other: &GtidState) -> GtidState {
+    pub(crate) fn common(&self, other: &GtidState) -> GtidState {
         match (self, other) {
             (GtidState::Mariadb(a), GtidState::Mariadb(b)) => GtidState::Mariadb(a.common(b)),
             (GtidState::Mysql(a), GtidState::Mysql(b)) => GtidState::Mysql(a.intersection(b)),
@@ -365,7 +365,7 @@ impl GtidState {
     }
 
     /// The transactions either includes.
-    pub fn union(&self, other: &GtidState) -> GtidState {
+    pub(crate) fn union(&self, other: &GtidState) -> GtidState {
         match (self, other) {
             (GtidState::Mariadb(a), GtidState::Mariadb(b)) => GtidState::Mariadb(a.union(b)),
             (GtidState::Mysql(a), GtidState::Mysql(b)) => GtidState::Mysql(a.union(b)),
@@ -374,7 +374,7 @@ impl GtidState {
     }
 
     /// True when no transaction is included.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         match self {
             GtidState::Mariadb(p) => p.is_empty(),
             GtidState::Mysql(s) => s.is_empty(),
@@ -382,7 +382,7 @@ impl GtidState {
     }
 
     /// The canonical text, or None when empty.
-    pub fn text(&self) -> Option<String> {
+    pub(crate) fn text(&self) -> Option<String> {
         (!self.is_empty()).then(|| self.to_string())
     }
 }
@@ -398,7 +398,7 @@ impl fmt::Display for GtidState {
 
 /// Orders binlog file names by their numeric suffix (`binlog.000010` after `binlog.000009`,
 /// and `binlog.1000000` after `binlog.999999`), then by name.
-pub fn binlog_file_order(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn binlog_file_order(a: &str, b: &str) -> std::cmp::Ordering {
     let split = |s: &str| -> (String, u64) {
         match s.rsplit_once('.') {
             Some((base, n)) if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => {

@@ -6,19 +6,19 @@
 use super::gtid::MariadbGtid;
 
 /// `ANNOTATE_ROWS_EVENT`.
-pub const ANNOTATE_ROWS: u8 = 160;
+pub(crate) const ANNOTATE_ROWS: u8 = 160;
 /// `BINLOG_CHECKPOINT_EVENT`.
-pub const BINLOG_CHECKPOINT: u8 = 161;
+pub(crate) const BINLOG_CHECKPOINT: u8 = 161;
 /// `GTID_EVENT`.
-pub const GTID: u8 = 162;
+pub(crate) const GTID: u8 = 162;
 /// `GTID_LIST_EVENT`.
-pub const GTID_LIST: u8 = 163;
+pub(crate) const GTID_LIST: u8 = 163;
 /// `START_ENCRYPTION_EVENT`.
-pub const START_ENCRYPTION: u8 = 164;
+pub(crate) const START_ENCRYPTION: u8 = 164;
 
 /// Flag of a GTID event: the transaction is a standalone DDL/non-transactional statement (no
 /// XID event ends it).
-pub const FL_STANDALONE: u8 = 1;
+pub(crate) const FL_STANDALONE: u8 = 1;
 
 /// A decoded MariaDB GTID event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,36 +57,6 @@ pub fn gtid_event(data: &[u8], server_id: u32) -> Result<GtidEvent, String> {
     })
 }
 
-/// Decodes a GTID list event body: count (u32, low 28 bits), then (domain u32, server u32,
-/// seq u64) per entry.
-pub fn gtid_list_event(data: &[u8]) -> Result<Vec<MariadbGtid>, String> {
-    let count = u32_at(data, 0).ok_or("truncated MariaDB GTID list event")? & 0x0fff_ffff;
-    let mut out = Vec::with_capacity(count.min(1024) as usize);
-    for i in 0..count as usize {
-        let at = 4 + i * 16;
-        out.push(MariadbGtid {
-            domain: u32_at(data, at).ok_or("truncated MariaDB GTID list event")?,
-            server: u32_at(data, at + 4).ok_or("truncated MariaDB GTID list event")?,
-            seq: u64_at(data, at + 8).ok_or("truncated MariaDB GTID list event")?,
-        });
-    }
-    Ok(out)
-}
-
-/// Decodes a binlog checkpoint event body: the file name.
-pub fn binlog_checkpoint_event(data: &[u8]) -> Result<String, String> {
-    let len = u32_at(data, 0).ok_or("truncated MariaDB binlog checkpoint event")? as usize;
-    let name = data
-        .get(4..4 + len)
-        .ok_or("truncated MariaDB binlog checkpoint event")?;
-    Ok(String::from_utf8_lossy(name).into_owned())
-}
-
-/// Decodes an annotate rows event body: the statement text.
-pub fn annotate_rows_event(data: &[u8]) -> String {
-    String::from_utf8_lossy(data).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,38 +77,5 @@ mod tests {
         );
         assert_eq!(e.flags & FL_STANDALONE, FL_STANDALONE);
         assert!(gtid_event(&d[..10], 7).is_err());
-    }
-
-    #[test]
-    fn gtid_lists() {
-        let mut d = 2u32.to_le_bytes().to_vec();
-        for (dom, srv, seq) in [(0u32, 1u32, 5u64), (1, 2, 9)] {
-            d.extend(dom.to_le_bytes());
-            d.extend(srv.to_le_bytes());
-            d.extend(seq.to_le_bytes());
-        }
-        let l = gtid_list_event(&d).unwrap();
-        assert_eq!(
-            l[1],
-            MariadbGtid {
-                domain: 1,
-                server: 2,
-                seq: 9
-            }
-        );
-        assert!(gtid_list_event(&d[..20]).is_err());
-        assert_eq!(gtid_list_event(&0u32.to_le_bytes()).unwrap(), vec![]);
-    }
-
-    #[test]
-    fn checkpoint_and_annotate() {
-        let mut d = 13u32.to_le_bytes().to_vec();
-        d.extend(b"binlog.000002");
-        assert_eq!(binlog_checkpoint_event(&d).unwrap(), "binlog.000002");
-        assert!(binlog_checkpoint_event(&d[..8]).is_err());
-        assert_eq!(
-            annotate_rows_event(b"INSERT INTO t VALUES (1)"),
-            "INSERT INTO t VALUES (1)"
-        );
     }
 }

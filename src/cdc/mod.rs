@@ -5,12 +5,12 @@
 //! `geojson` turn binlog values into what the snapshot path emits; `gtid` and `mariadb` handle
 //! positions and the MariaDB-only events; `purge` finds bookmarks whose binlog is gone.
 
-pub mod ddl;
-pub mod dump;
-pub mod geojson;
-pub mod gtid;
-pub mod mariadb;
-pub mod purge;
-pub mod reader;
-pub mod stream;
-pub mod values;
+pub(crate) mod ddl;
+pub(crate) mod dump;
+pub(crate) mod geojson;
+pub(crate) mod gtid;
+pub(crate) mod mariadb;
+pub(crate) mod purge;
+pub(crate) mod reader;
+pub(crate) mod stream;
+pub(crate) mod values;

@@ -8,7 +8,7 @@ use super::gtid::binlog_file_order;
 
 /// The binlog files the server still has, oldest first; None when it cannot tell (binary log
 /// off, or no REPLICATION CLIENT / BINLOG MONITOR privilege: the dump then reports a purge).
-pub fn available_files(conn: &mut Conn) -> Option<Vec<String>> {
+pub(crate) fn available_files(conn: &mut Conn) -> Option<Vec<String>> {
     let files: Vec<String> = conn
         .query_map("SHOW BINARY LOGS", |row: Row| row.get::<String, _>(0))
         .ok()?
@@ -19,7 +19,7 @@ pub fn available_files(conn: &mut Conn) -> Option<Vec<String>> {
 }
 
 /// Whether `file` was purged: it sorts before the oldest file the server has.
-pub fn is_purged(file: &str, available: &[String]) -> bool {
+pub(crate) fn is_purged(file: &str, available: &[String]) -> bool {
     available.first().is_some_and(|oldest| {
         !available.iter().any(|f| f == file)
             && binlog_file_order(file, oldest) == std::cmp::Ordering::Less

@@ -40,7 +40,7 @@ use super::dump::{
 use super::gtid::{GtidState, TxnGtid};
 use super::mariadb;
 use super::stream::{column_mapping, refresh_schema, send_schema, Refresh};
-pub use super::stream::{CdcStream, ModelState, Position};
+pub(crate) use super::stream::{CdcStream, ModelState, Position};
 use super::values::text_bytes;
 use crate::config::{Flavor, TypeOptions};
 use crate::encode::encode_cell;
@@ -52,7 +52,7 @@ use crate::source::snapshot::{read_coords, BinlogCoords};
 use serde_json::{Map, Value};
 
 /// Settings of a binlog read.
-pub struct CdcOptions<'a> {
+pub(crate) struct CdcOptions<'a> {
     /// Replica server id (random when None).
     pub server_id: Option<u32>,
     /// Start the dump from the GTID position.
@@ -70,7 +70,7 @@ pub struct CdcOptions<'a> {
 /// Reads the binlog for `streams` up to the position the server had when this function
 /// started, writing RECORDs and bookmarks to `out`. Streams that must be re-snapshotted come
 /// back with `resnapshot` set.
-pub fn run(
+pub(crate) fn run(
     connector: &Connector,
     server: &ServerInfo,
     opts: &CdcOptions<'_>,
@@ -959,7 +959,7 @@ fn value_error(s: &CdcStream, ci: usize, pos: &Position, e: String) -> Error {
 }
 
 /// A table version after `old`: milliseconds since the epoch, always greater than `old`.
-pub fn next_version(old: Option<u64>) -> u64 {
+pub(crate) fn next_version(old: Option<u64>) -> u64 {
     crate::singer::time::now_millis().max(old.map_or(0, |v| v + 1))
 }
 

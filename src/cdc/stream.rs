@@ -20,7 +20,7 @@ use super::gtid::binlog_file_order;
 
 /// A binlog position.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Position {
+pub(crate) struct Position {
     /// Binlog file.
     pub file: String,
     /// Offset in it (the end of the last complete transaction).
@@ -42,7 +42,7 @@ impl PartialOrd for Position {
 
 /// What the reader knows of a table's column order at the current binlog position.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ModelState {
+pub(crate) enum ModelState {
     /// From the bookmark (`columns`), kept up to date through ALTER TABLE statements.
     Known(Vec<String>),
     /// The bookmark has none (older state): the table's current columns are assumed.
@@ -53,7 +53,7 @@ pub enum ModelState {
 
 impl ModelState {
     /// From a bookmark's `columns`.
-    pub fn from_bookmark(b: &Map<String, Value>) -> ModelState {
+    pub(crate) fn from_bookmark(b: &Map<String, Value>) -> ModelState {
         match b.get("columns").and_then(Value::as_array) {
             Some(a) => ModelState::Known(
                 a.iter()
@@ -66,7 +66,7 @@ impl ModelState {
 }
 
 /// A LOG_BASED stream ready for CDC.
-pub struct CdcStream {
+pub(crate) struct CdcStream {
     /// The stream's plan (selected columns); replaced when a schema change is seen.
     pub plan: StreamPlan,
     /// Every column of the table in ordinal order (names), for positional mapping.
@@ -99,7 +99,7 @@ pub struct CdcStream {
 
 impl CdcStream {
     /// A stream past its initial load, from its plan, its table and its bookmark.
-    pub fn new(
+    pub(crate) fn new(
         plan: StreamPlan,
         table: Option<&TableInfo>,
         bookmark: Map<String, Value>,
@@ -132,7 +132,7 @@ impl CdcStream {
     }
 
     /// Rebuilds what depends on the plan and the version: the frame, key indexes, warnings.
-    pub fn reframe(&mut self, time_extracted: &str) {
+    pub(crate) fn reframe(&mut self, time_extracted: &str) {
         let mut names: Vec<&str> = self.plan.columns.iter().map(|c| c.name.as_str()).collect();
         names.push("_sdc_deleted_at");
         self.frame = RecordFrame::new(&self.plan.stream_id, &names, self.version, time_extracted);
@@ -148,13 +148,18 @@ impl CdcStream {
     }
 
     /// Where this stream's bookmark stands.
-    pub fn position(&self) -> Option<Position> {
+    pub(crate) fn position(&self) -> Option<Position> {
         bookmark_position(&self.bookmark)
     }
 
     /// The bookmark at `file`:`pos`. A stream to be re-snapshotted gets a bookmark without a
     /// position, so the next load re-reads it (with a new version) whenever that happens.
-    pub fn bookmark_at(&self, file: &str, pos: u64, gtid: Option<String>) -> Map<String, Value> {
+    pub(crate) fn bookmark_at(
+        &self,
+        file: &str,
+        pos: u64,
+        gtid: Option<String>,
+    ) -> Map<String, Value> {
         let mut b = self.bookmark.clone();
         if let Some(v) = self.version {
             b.insert("version".into(), json!(v));
@@ -186,7 +191,7 @@ impl CdcStream {
     }
 
     /// Whether events at `pos` are already covered by the bookmark the run started from.
-    pub fn covers(&self, pos: &Position) -> bool {
+    pub(crate) fn covers(&self, pos: &Position) -> bool {
         self.start
             .as_ref()
             .is_some_and(|s| pos.cmp(s) != std::cmp::Ordering::Greater)
@@ -195,7 +200,7 @@ impl CdcStream {
 
 /// A bookmark that asks for a re-snapshot: no binlog position (so the next load reads the
 /// table again, with a new version and its own snapshot position) and the reason.
-pub fn resnapshot_bookmark(mut b: Map<String, Value>, why: &str) -> Map<String, Value> {
+pub(crate) fn resnapshot_bookmark(mut b: Map<String, Value>, why: &str) -> Map<String, Value> {
     for k in ["log_file", "log_pos", "gtid", "columns"] {
         b.remove(k);
     }
@@ -212,7 +217,7 @@ fn bookmark_position(b: &Map<String, Value>) -> Option<Position> {
 }
 
 /// A LOG_BASED stream's SCHEMA (its plan's schema already has `_sdc_deleted_at`).
-pub fn send_schema(s: &CdcStream, out: &OutputSender) -> Result<()> {
+pub(crate) fn send_schema(s: &CdcStream, out: &OutputSender) -> Result<()> {
     out.send(schema_message(
         &s.plan.stream_id,
         &s.plan.schema,
@@ -222,7 +227,7 @@ pub fn send_schema(s: &CdcStream, out: &OutputSender) -> Result<()> {
 }
 
 /// An event's time as RFC 3339 UTC (`_sdc_deleted_at`).
-pub fn commit_time(ts: u32) -> String {
+pub(crate) fn commit_time(ts: u32) -> String {
     let secs = ts as i64;
     let (y, m, d) = crate::singer::time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
@@ -236,7 +241,7 @@ pub fn commit_time(ts: u32) -> String {
 
 /// For each selected column, its index in the rows event (by name when the table map has
 /// names, else by position in the table's current columns).
-pub fn column_mapping(
+pub(crate) fn column_mapping(
     s: &CdcStream,
     tme: &mysql::binlog::events::TableMapEvent<'_>,
 ) -> std::result::Result<Vec<Option<usize>>, String> {
@@ -346,7 +351,7 @@ fn compatible(t: mysql::consts::ColumnType, kind: &ColumnKind) -> bool {
 }
 
 /// Decoding facts of a plan's columns, from the table's discovered columns.
-pub fn decodings_for(plan: &StreamPlan, table: Option<&TableInfo>) -> Vec<ColumnDecoding> {
+pub(crate) fn decodings_for(plan: &StreamPlan, table: Option<&TableInfo>) -> Vec<ColumnDecoding> {
     plan.columns
         .iter()
         .map(|pc| {
@@ -364,7 +369,7 @@ pub fn decodings_for(plan: &StreamPlan, table: Option<&TableInfo>) -> Vec<Column
 
 /// What a schema refresh found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refresh {
+pub(crate) enum Refresh {
     /// The table's columns are as planned.
     Unchanged,
     /// The plan was rebuilt and a new SCHEMA sent.
@@ -377,7 +382,7 @@ pub enum Refresh {
 /// plan and sends a new SCHEMA (before any record that follows). Columns that were selected
 /// stay selected while they exist; new columns join when every column was selected before.
 /// The caller rebuilds the frame (`CdcStream::reframe`).
-pub fn refresh_schema(
+pub(crate) fn refresh_schema(
     conn: &mut Conn,
     server: &ServerInfo,
     types: &TypeOptions,

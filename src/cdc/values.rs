@@ -28,7 +28,7 @@ pub struct ColumnDecoding {
 /// time). Spatial values are printed as MariaDB's `ST_AsGeoJSON` prints them; MySQL's returns a
 /// JSON document with its own number spelling, which is not reproduced (nor checked: no MySQL
 /// server to compare with), so spatial columns are refused on MySQL.
-pub fn supported(kind: &ColumnKind, flavor: Flavor) -> bool {
+pub(crate) fn supported(kind: &ColumnKind, flavor: Flavor) -> bool {
     match kind {
         ColumnKind::Unsupported => false,
         ColumnKind::Spatial => flavor == Flavor::Mariadb,
@@ -165,7 +165,7 @@ fn fixed<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], String> {
 /// becomes `::` even when it is a single group (`1::2:3:4:5:6:7`, `1:2:3:4:5:6:7::`), the first
 /// of equally long runs wins, and only `::a.b.c.d` (six zero groups, then a non-zero one) and
 /// `::ffff:a.b.c.d` print their last 32 bits dotted (`::255.255.0.1`, but `::fffe:102:304`).
-pub fn inet6_text(b: &[u8; 16]) -> String {
+pub(crate) fn inet6_text(b: &[u8; 16]) -> String {
     let mut words = [0u16; 8];
     for (i, w) in words.iter_mut().enumerate() {
         *w = u16::from_be_bytes([b[2 * i], b[2 * i + 1]]);
@@ -208,7 +208,7 @@ pub fn inet6_text(b: &[u8; 16]) -> String {
 }
 
 /// Canonical lower-case text of 16 UUID bytes (`8-4-4-4-12`), as MariaDB prints a UUID.
-pub fn uuid_text(b: &[u8; 16]) -> String {
+pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

@@ -24,13 +24,13 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `s` as a quoted JSON string.
 #[inline]
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     write_escaped_bytes(out, s.as_bytes());
 }
 
 /// Appends already-valid UTF-8 bytes as a quoted JSON string.
 #[inline]
-pub fn write_escaped_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_escaped_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;

@@ -8,8 +8,8 @@
 //! - The output is always one line: JSON documents have their raw line breaks (which can only be
 //!   insignificant whitespace in valid JSON) turned into spaces.
 
-pub mod json;
-pub mod temporal;
+pub(crate) mod json;
+pub(crate) mod temporal;
 
 use base64::Engine as _;
 
@@ -18,7 +18,7 @@ use crate::config::TypeOptions;
 
 /// How one column's text bytes become JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoder {
+pub(crate) enum Encoder {
     /// Integers, YEAR, DECIMAL (as number), DOUBLE: digits as printed, zerofill stripped.
     Number,
     /// FLOAT, read as the exact double of the 32-bit value (`col + 0E0`: MariaDB prints FLOAT
@@ -49,7 +49,7 @@ pub enum Encoder {
 
 impl Encoder {
     /// The encoder for a column kind. `None` for unsupported columns (never selected).
-    pub fn for_kind(kind: &ColumnKind, opts: &TypeOptions) -> Option<Encoder> {
+    pub(crate) fn for_kind(kind: &ColumnKind, opts: &TypeOptions) -> Option<Encoder> {
         Some(match kind {
             ColumnKind::Boolean => Encoder::Bool,
             ColumnKind::Integer { .. } | ColumnKind::Year | ColumnKind::Double => Encoder::Number,
@@ -78,7 +78,7 @@ impl Encoder {
 
 /// Per-column counts of values that could not be emitted as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ColumnWarnings {
+pub(crate) struct ColumnWarnings {
     /// Zero or invalid dates emitted as null.
     pub invalid_dates: u64,
     /// Text that was not valid UTF-8 (emitted with U+FFFD replacements).
@@ -91,12 +91,12 @@ pub struct ColumnWarnings {
 
 impl ColumnWarnings {
     /// Whether anything was counted.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         *self != ColumnWarnings::default()
     }
 
     /// The non-zero counts in words, e.g. `2 zero or invalid dates emitted as null`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         [
             (self.invalid_dates, "zero or invalid dates emitted as null"),
             (
@@ -122,7 +122,7 @@ impl ColumnWarnings {
 
 /// Appends the JSON for one cell. `None` is SQL NULL.
 #[inline]
-pub fn encode_cell(
+pub(crate) fn encode_cell(
     enc: Encoder,
     cell: Option<&[u8]>,
     out: &mut Vec<u8>,
@@ -237,7 +237,7 @@ fn write_number(out: &mut Vec<u8>, b: &[u8], warn: &mut ColumnWarnings) {
 }
 
 /// The shortest text that parses back to `v`, without a needless `.0`.
-pub fn write_f32(out: &mut Vec<u8>, v: f32) {
+pub(crate) fn write_f32(out: &mut Vec<u8>, v: f32) {
     let mut buf = ryu::Buffer::new();
     let t = buf.format_finite(v);
     out.extend_from_slice(t.strip_suffix(".0").unwrap_or(t).as_bytes());
@@ -255,18 +255,18 @@ fn write_text(out: &mut Vec<u8>, b: &[u8], warn: &mut ColumnWarnings) {
 }
 
 /// Appends a base64 string for bytes (for bookmarks of binary keys).
-pub fn base64(b: &[u8]) -> String {
+pub(crate) fn base64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 /// Decodes a base64 bookmark value.
-pub fn unbase64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unbase64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 /// The cell bytes of a text-protocol row.
 #[inline]
-pub fn cell(row: &mysql::Row, i: usize) -> Option<&[u8]> {
+pub(crate) fn cell(row: &mysql::Row, i: usize) -> Option<&[u8]> {
     match row.as_ref(i) {
         Some(mysql::Value::Bytes(b)) => Some(b.as_slice()),
         _ => None,

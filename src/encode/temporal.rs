@@ -22,7 +22,7 @@ fn digits(b: &[u8]) -> Option<u32> {
 
 /// True when `YYYY-MM-DD` is a real calendar date (year 1..9999). Zero dates
 /// (`0000-00-00`), zero parts (`2024-00-10`) and impossible days (`2024-02-30`) are not.
-pub fn valid_date(b: &[u8]) -> bool {
+pub(crate) fn valid_date(b: &[u8]) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
@@ -34,7 +34,7 @@ pub fn valid_date(b: &[u8]) -> bool {
 }
 
 /// True when `YYYY-MM-DD HH:MM:SS[.f]` is a real date-time (not zero, not invalid).
-pub fn valid_datetime(b: &[u8]) -> bool {
+pub(crate) fn valid_datetime(b: &[u8]) -> bool {
     if b.len() < 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' || !valid_date(&b[..10]) {
         return false;
     }
@@ -54,7 +54,7 @@ pub fn valid_datetime(b: &[u8]) -> bool {
 
 /// Appends a quoted RFC 3339 date-time for `YYYY-MM-DD HH:MM:SS[.ffffff]` read as UTC.
 /// Returns false (and appends nothing) when the value is a zero or invalid date-time.
-pub fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
+pub(crate) fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
     if !valid_datetime(b) {
         return false;
     }
@@ -68,7 +68,7 @@ pub fn write_datetime(out: &mut Vec<u8>, b: &[u8]) -> bool {
 
 /// Turns an RFC 3339 bookmark (`2024-01-02T03:04:05.123+00:00`, `...Z`) or a MySQL literal back
 /// into MySQL's `YYYY-MM-DD HH:MM:SS[.f]`, for comparisons in SQL. Only UTC offsets are accepted.
-pub fn rfc3339_to_mysql(s: &str) -> Option<String> {
+pub(crate) fn rfc3339_to_mysql(s: &str) -> Option<String> {
     let t = s.trim();
     if !t.is_ascii() {
         return None; // and byte offsets below stay on character boundaries

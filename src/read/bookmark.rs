@@ -12,7 +12,7 @@ use crate::encode::temporal::{rfc3339_to_mysql, valid_date, write_datetime};
 use crate::source::query::{binary_literal, text_literal};
 
 /// The bookmark value of a cell, or `None` for NULL and zero dates (not usable as positions).
-pub fn value_from_cell(kind: &ColumnKind, cell: Option<&[u8]>) -> Option<Value> {
+pub(crate) fn value_from_cell(kind: &ColumnKind, cell: Option<&[u8]>) -> Option<Value> {
     let b = cell?;
     match kind {
         ColumnKind::Integer { .. } | ColumnKind::Boolean | ColumnKind::Year => {
@@ -47,7 +47,7 @@ pub fn value_from_cell(kind: &ColumnKind, cell: Option<&[u8]>) -> Option<Value> 
 }
 
 /// The SQL literal for a bookmark value of a column of `kind`.
-pub fn literal(kind: &ColumnKind, v: &Value) -> Result<String, String> {
+pub(crate) fn literal(kind: &ColumnKind, v: &Value) -> Result<String, String> {
     let text = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),

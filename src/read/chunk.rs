@@ -28,7 +28,7 @@ use crate::source::query::{qualified, quote_ident, text_literal};
 const MAX_PROBES: usize = 20_000;
 
 /// Plans chunks of about `chunk_rows` rows, or None when the table should be read whole.
-pub fn plan_chunks(
+pub(crate) fn plan_chunks(
     conn: &mut Conn,
     plan: &StreamPlan,
     max_key: &Map<String, Value>,

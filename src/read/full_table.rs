@@ -32,7 +32,7 @@ use crate::source::query::{qualified, quote_ident, tuple_compare};
 
 /// Bounds of one chunk on the first key column: `lo < key1 <= hi` (open ends when None).
 #[derive(Clone, Debug, PartialEq)]
-pub struct ChunkBounds {
+pub(crate) struct ChunkBounds {
     /// Exclusive lower bound.
     pub lo: Option<Value>,
     /// Inclusive upper bound.
@@ -41,7 +41,7 @@ pub struct ChunkBounds {
 
 /// A chunk to read, with where to resume inside it.
 #[derive(Clone, Debug)]
-pub struct ChunkWork {
+pub(crate) struct ChunkWork {
     /// Index in the stream's chunk list.
     pub index: usize,
     /// Its bounds.
@@ -51,7 +51,7 @@ pub struct ChunkWork {
 }
 
 /// One FULL_TABLE sync of a stream, prepared.
-pub struct FullTable<'a> {
+pub(crate) struct FullTable<'a> {
     plan: &'a StreamPlan,
     bookmark: Map<String, Value>,
     version: u64,
@@ -70,20 +70,20 @@ impl<'a> FullTable<'a> {
     /// Keys kept in every bookmark of this sync (LOG_BASED: the binlog position CDC starts from
     /// once the initial load is done; kept while it is in progress, so a resumed load still
     /// starts CDC at the first snapshot's position).
-    pub fn with_extra(mut self, extra: Map<String, Value>) -> Self {
+    pub(crate) fn with_extra(mut self, extra: Map<String, Value>) -> Self {
         self.extra = extra;
         self
     }
 
     /// In BATCH mode no ACTIVATE_VERSION is sent: SDK targets load BATCH rows without a table
     /// version, so an ACTIVATE_VERSION would make them delete the rows just loaded.
-    pub fn batch_mode(mut self, batch: bool) -> Self {
+    pub(crate) fn batch_mode(mut self, batch: bool) -> Self {
         self.activate = !batch;
         self
     }
 
     /// Decides the version and bounds from the bookmark (reading the greatest key when needed).
-    pub fn prepare(
+    pub(crate) fn prepare(
         conn: &mut Conn,
         plan: &'a StreamPlan,
         bookmark: Map<String, Value>,
@@ -132,12 +132,12 @@ impl<'a> FullTable<'a> {
     }
 
     /// Whether the table can be resumed (and chunked) by key.
-    pub fn resumable(&self) -> bool {
+    pub(crate) fn resumable(&self) -> bool {
         !self.key_cols.is_empty()
     }
 
     /// Chunks recorded in the bookmark by an interrupted chunked run, with their progress.
-    pub fn recorded_chunks(&self) -> Option<Vec<(ChunkWork, bool)>> {
+    pub(crate) fn recorded_chunks(&self) -> Option<Vec<(ChunkWork, bool)>> {
         if !self.in_progress {
             return None;
         }
@@ -197,7 +197,11 @@ impl<'a> FullTable<'a> {
     }
 
     /// Sends SCHEMA, the first ACTIVATE_VERSION when due, and the in-progress bookmark.
-    pub fn start(&self, out: &OutputSender, chunks: Option<&[(ChunkWork, bool)]>) -> Result<()> {
+    pub(crate) fn start(
+        &self,
+        out: &OutputSender,
+        chunks: Option<&[(ChunkWork, bool)]>,
+    ) -> Result<()> {
         let id = &self.plan.stream_id;
         let mut msgs = schema_message(id, &self.plan.schema, &self.plan.key_properties, None);
         // A re-snapshot in BATCH mode cannot end with an ACTIVATE_VERSION (it would delete the
@@ -221,7 +225,7 @@ impl<'a> FullTable<'a> {
     }
 
     /// Reads the whole table (unchunked), resuming after `last_pk_fetched` when in progress.
-    pub fn read_all(&self, conn: &mut Conn, emit: Emit<'_>) -> Result<u64> {
+    pub(crate) fn read_all(&self, conn: &mut Conn, emit: Emit<'_>) -> Result<u64> {
         if self.empty {
             return Ok(0);
         }
@@ -252,7 +256,12 @@ impl<'a> FullTable<'a> {
     }
 
     /// Reads one chunk; progress goes to the writer as chunk updates.
-    pub fn read_chunk(&self, conn: &mut Conn, emit: Emit<'_>, work: &ChunkWork) -> Result<u64> {
+    pub(crate) fn read_chunk(
+        &self,
+        conn: &mut Conn,
+        emit: Emit<'_>,
+        work: &ChunkWork,
+    ) -> Result<u64> {
         let id = self.plan.stream_id.as_str();
         let out = emit.out;
         let rows = self.read(
@@ -395,7 +404,7 @@ impl<'a> FullTable<'a> {
     }
 
     /// Sends the final ACTIVATE_VERSION and the completed bookmark.
-    pub fn finish(&self, out: &OutputSender) -> Result<()> {
+    pub(crate) fn finish(&self, out: &OutputSender) -> Result<()> {
         let id = &self.plan.stream_id;
         let mut done = Map::new();
         for (k, v) in &self.bookmark {
@@ -424,7 +433,7 @@ impl<'a> FullTable<'a> {
     }
 
     /// The greatest key (bounds chunk planning).
-    pub fn max_key(&self) -> Option<&Map<String, Value>> {
+    pub(crate) fn max_key(&self) -> Option<&Map<String, Value>> {
         self.max_pk.as_ref()
     }
 }

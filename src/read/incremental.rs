@@ -18,7 +18,7 @@ use crate::singer::messages::{schema_message, RecordFrame};
 use crate::source::query::{qualified, quote_ident};
 
 /// Syncs one INCREMENTAL stream.
-pub fn sync_incremental(
+pub(crate) fn sync_incremental(
     conn: &mut Conn,
     plan: &StreamPlan,
     mut bookmark: Map<String, Value>,

@@ -2,9 +2,9 @@
 //! row loop they share. Each reads on a connection it is given and sends encoded messages to
 //! the sink; `crate::run` decides what is read, on which connection, in which order.
 
-pub mod bookmark;
-pub mod chunk;
-pub mod full_table;
-pub mod incremental;
-pub mod progress;
-pub mod rows;
+pub(crate) mod bookmark;
+pub(crate) mod chunk;
+pub(crate) mod full_table;
+pub(crate) mod incremental;
+pub(crate) mod progress;
+pub(crate) mod rows;

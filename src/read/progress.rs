@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Live counters of one stream.
-pub struct StreamProgress {
+pub(crate) struct StreamProgress {
     /// Rows read so far.
     pub rows: AtomicU64,
     /// Bytes of Singer messages produced so far (RECORD mode).
@@ -22,13 +22,13 @@ pub struct StreamProgress {
 
 /// Every stream's counters, and the reporter thread.
 #[derive(Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     streams: Mutex<BTreeMap<String, Arc<StreamProgress>>>,
 }
 
 impl Progress {
     /// Registers a stream about to be read.
-    pub fn start(&self, stream: &str, estimate: Option<u64>) -> Arc<StreamProgress> {
+    pub(crate) fn start(&self, stream: &str, estimate: Option<u64>) -> Arc<StreamProgress> {
         let p = Arc::new(StreamProgress {
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -46,7 +46,7 @@ impl Progress {
     }
 
     /// Adds rows to a stream's counter.
-    pub fn add(&self, stream: &str, rows: u64) {
+    pub(crate) fn add(&self, stream: &str, rows: u64) {
         if let Some(p) = self
             .streams
             .lock()
@@ -58,7 +58,7 @@ impl Progress {
     }
 
     /// Adds message bytes to a stream's counter.
-    pub fn add_bytes(&self, stream: &str, bytes: u64) {
+    pub(crate) fn add_bytes(&self, stream: &str, bytes: u64) {
         if let Some(p) = self
             .streams
             .lock()
@@ -70,7 +70,7 @@ impl Progress {
     }
 
     /// Marks a stream finished and logs its summary and METRIC lines.
-    pub fn finish(&self, stream: &str, rows: u64) {
+    pub(crate) fn finish(&self, stream: &str, rows: u64) {
         let Some(p) = self
             .streams
             .lock()
@@ -126,7 +126,7 @@ impl Progress {
     }
 
     /// Reports every `every` until `stop` is set; returns the thread handle.
-    pub fn spawn_reporter(
+    pub(crate) fn spawn_reporter(
         self: &Arc<Self>,
         every: Duration,
         stop: Arc<AtomicBool>,

@@ -26,7 +26,7 @@ use crate::sink::record::{OutputSender, StateLine, BUFFER_BYTES};
 
 /// How often bookmarks are emitted.
 #[derive(Clone, Copy, Debug)]
-pub struct Cadence {
+pub(crate) struct Cadence {
     /// At least every this many rows.
     pub rows: u64,
     /// At least this often.
@@ -35,7 +35,7 @@ pub struct Cadence {
 
 /// Where and how a reader emits: shared by every job of a run.
 #[derive(Clone, Copy)]
-pub struct Emit<'a> {
+pub(crate) struct Emit<'a> {
     /// The writer.
     pub out: &'a OutputSender,
     /// Bookmark cadence.
@@ -55,7 +55,7 @@ pub struct Emit<'a> {
 }
 
 /// What a finished read returns.
-pub struct ReadOutcome {
+pub(crate) struct ReadOutcome {
     /// Rows written.
     pub rows: u64,
     /// The last row read (for the final bookmark).
@@ -66,7 +66,7 @@ pub struct ReadOutcome {
 
 /// Runs `sql` and writes one RECORD per row. `checkpoint` is called with the last written row
 /// every `cadence` (and when a signal stops the read), after its data was sent.
-pub fn read_rows(
+pub(crate) fn read_rows(
     conn: &mut Conn,
     sql: &str,
     plan: &StreamPlan,
@@ -196,7 +196,7 @@ fn take_row(
 
 /// Stops a read when another job failed or a signal asked the run to stop.
 #[inline]
-pub fn stop_check(cancel: &AtomicBool) -> Result<()> {
+pub(crate) fn stop_check(cancel: &AtomicBool) -> Result<()> {
     if let Some(sig) = crate::interrupt::requested() {
         return Err(Error::Interrupted(sig));
     }

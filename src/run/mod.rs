@@ -58,7 +58,7 @@ pub fn run(cli: &Cli) -> Result<()> {
 }
 
 /// Reads a catalog file (`--catalog` or `--properties`).
-pub fn load_catalog(path: &std::path::Path) -> Result<Catalog> {
+pub(crate) fn load_catalog(path: &std::path::Path) -> Result<Catalog> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::usage(format!("cannot read catalog file {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
@@ -70,7 +70,7 @@ pub fn load_catalog(path: &std::path::Path) -> Result<Catalog> {
 }
 
 /// `--discover`: connect, read information_schema once, print the catalog.
-pub fn discover_to_stdout(config: &Config) -> Result<()> {
+pub(crate) fn discover_to_stdout(config: &Config) -> Result<()> {
     let connector = Connector::new(config)?;
     let mut conn = connector.connect("discovery")?;
     let flavor = connector

@@ -35,7 +35,7 @@ use crate::source::connect::Connector;
 use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
 
 /// Runs a sync of `catalog` (every table when None) from `state`, writing to stdout.
-pub fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
+pub(super) fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
     sync_to(config, catalog, state, std::io::stdout())
 }
 
@@ -62,7 +62,7 @@ struct StreamRun<'a> {
 /// re-snapshot (a purged binlog found before reading, or a table that could no longer be followed
 /// in the binlog) are then read again in a second pass, through a fresh snapshot of their own.
 /// The run ends with a STATE line whatever happened, unless it failed.
-pub fn sync_to<W: std::io::Write + Send + 'static>(
+pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
     config: &Config,
     catalog: Option<&Catalog>,
     state: State,

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::super::encode::json::write_str;
 
 /// A `SCHEMA` message line.
-pub fn schema_message(
+pub(crate) fn schema_message(
     stream: &str,
     schema: &Value,
     key_properties: &[String],
@@ -28,7 +28,7 @@ pub fn schema_message(
 }
 
 /// An `ACTIVATE_VERSION` message line.
-pub fn activate_version_message(stream: &str, version: u64) -> Vec<u8> {
+pub(crate) fn activate_version_message(stream: &str, version: u64) -> Vec<u8> {
     line(&json!({"type": "ACTIVATE_VERSION", "stream": stream, "version": version}))
 }
 
@@ -40,7 +40,7 @@ fn line(v: &Value) -> Vec<u8> {
 
 /// Precomputed pieces of a stream's RECORD lines.
 #[derive(Clone, Debug)]
-pub struct RecordFrame {
+pub(crate) struct RecordFrame {
     prefix: Vec<u8>,
     keys: Vec<Vec<u8>>,
     suffix: Vec<u8>,
@@ -48,7 +48,12 @@ pub struct RecordFrame {
 
 impl RecordFrame {
     /// Frames for `stream` with these columns; `version` for FULL_TABLE records.
-    pub fn new(stream: &str, columns: &[&str], version: Option<u64>, time_extracted: &str) -> Self {
+    pub(crate) fn new(
+        stream: &str,
+        columns: &[&str],
+        version: Option<u64>,
+        time_extracted: &str,
+    ) -> Self {
         let mut prefix = br#"{"type":"RECORD","stream":"#.to_vec();
         write_str(&mut prefix, stream);
         prefix.extend_from_slice(br#","record":{"#);
@@ -82,19 +87,19 @@ impl RecordFrame {
 
     /// Start of a record line.
     #[inline]
-    pub fn prefix(&self) -> &[u8] {
+    pub(crate) fn prefix(&self) -> &[u8] {
         &self.prefix
     }
 
     /// `"column":` (with a leading comma after the first column).
     #[inline]
-    pub fn key(&self, i: usize) -> &[u8] {
+    pub(crate) fn key(&self, i: usize) -> &[u8] {
         &self.keys[i]
     }
 
     /// End of a record line, newline included.
     #[inline]
-    pub fn suffix(&self) -> &[u8] {
+    pub(crate) fn suffix(&self) -> &[u8] {
         &self.suffix
     }
 }

@@ -1,5 +1,5 @@
 //! Singer protocol pieces: time formatting, messages, state.
 
-pub mod messages;
-pub mod state;
-pub mod time;
+pub(crate) mod messages;
+pub(crate) mod state;
+pub(crate) mod time;

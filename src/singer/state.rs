@@ -19,7 +19,7 @@ pub struct State {
 impl State {
     /// Reads a state file. Accepts the plain state and the `{"value": {...}}` wrapper some
     /// runners store.
-    pub fn load(path: &Path) -> Result<State> {
+    pub(crate) fn load(path: &Path) -> Result<State> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::usage(format!("cannot read state file {}: {e}", path.display())))?;
         if text.trim().is_empty() {
@@ -62,7 +62,7 @@ impl State {
     }
 
     /// The bookmark of a stream (empty when none).
-    pub fn bookmark(&self, stream: &str) -> Map<String, Value> {
+    pub(crate) fn bookmark(&self, stream: &str) -> Map<String, Value> {
         self.doc
             .get("bookmarks")
             .and_then(|b| b.get(stream))
@@ -72,7 +72,7 @@ impl State {
     }
 
     /// Replaces a stream's bookmark.
-    pub fn set_bookmark(&mut self, stream: &str, bookmark: Map<String, Value>) {
+    pub(crate) fn set_bookmark(&mut self, stream: &str, bookmark: Map<String, Value>) {
         let bookmarks = self
             .doc
             .entry("bookmarks")
@@ -83,7 +83,7 @@ impl State {
     }
 
     /// Marks chunk `index` of a chunked FULL_TABLE bookmark as done, or records its last key.
-    pub fn update_chunk(
+    pub(crate) fn update_chunk(
         &mut self,
         stream: &str,
         index: usize,
@@ -108,12 +108,12 @@ impl State {
     }
 
     /// The stream a previous run was in the middle of.
-    pub fn currently_syncing(&self) -> Option<&str> {
+    pub(crate) fn currently_syncing(&self) -> Option<&str> {
         self.doc.get("currently_syncing").and_then(Value::as_str)
     }
 
     /// Sets `currently_syncing`.
-    pub fn set_currently_syncing(&mut self, stream: Option<&str>) {
+    pub(crate) fn set_currently_syncing(&mut self, stream: Option<&str>) {
         self.doc.insert(
             "currently_syncing".into(),
             stream.map_or(Value::Null, |s| Value::String(s.to_string())),
@@ -121,12 +121,13 @@ impl State {
     }
 
     /// The document.
-    pub fn as_value(&self) -> Value {
+    #[cfg(test)]
+    pub(crate) fn as_value(&self) -> Value {
         Value::Object(self.doc.clone())
     }
 
     /// A complete `STATE` message line.
-    pub fn message(&self) -> Vec<u8> {
+    pub(crate) fn message(&self) -> Vec<u8> {
         let mut out = br#"{"type":"STATE","value":"#.to_vec();
         // Serializing a Map of JSON values cannot fail.
         let _ = serde_json::to_writer(&mut out, &self.doc);

@@ -18,7 +18,7 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Days since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -29,7 +29,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`-style RFC 3339 with `digits` fraction digits.
-pub fn format_rfc3339(t: SystemTime, digits: usize) -> String {
+pub(crate) fn format_rfc3339(t: SystemTime, digits: usize) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (y, mo, da) = civil_from_days(secs.div_euclid(86_400));
@@ -46,12 +46,12 @@ pub fn format_rfc3339(t: SystemTime, digits: usize) -> String {
 }
 
 /// Now, with milliseconds, for log lines.
-pub fn now_rfc3339_millis() -> String {
+pub(crate) fn now_rfc3339_millis() -> String {
     format_rfc3339(SystemTime::now(), 3)
 }
 
 /// Milliseconds since the epoch: the table version of a new full sync.
-pub fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

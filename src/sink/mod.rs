@@ -1,5 +1,5 @@
 //! Where encoded rows go: the RECORD writer (one thread owning stdout and the state) and the
 //! BATCH files whose BATCH messages that writer sends.
 
-pub mod batch;
-pub mod record;
+pub(crate) mod batch;
+pub(crate) mod record;

@@ -21,13 +21,13 @@ use crate::singer::state::State;
 use crate::sink::batch::FinishedFile;
 
 /// Size at which a worker hands its buffer to the writer.
-pub const BUFFER_BYTES: usize = 256 * 1024;
+pub(crate) const BUFFER_BYTES: usize = 256 * 1024;
 /// Buffers in flight between workers and the writer.
 const CHANNEL_DEPTH: usize = 16;
 
 /// When a bookmark update reaches stdout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StateLine {
+pub(crate) enum StateLine {
     /// At once, as a STATE line of its own.
     Now,
     /// Only in the run's final STATE: a reader stopped by a signal records its last written
@@ -67,21 +67,21 @@ impl Out {
 
 /// A worker's handle to the writer. Cheap to clone.
 #[derive(Clone)]
-pub struct OutputSender {
+pub(crate) struct OutputSender {
     tx: Sender<Out>,
     recycled: Receiver<Vec<u8>>,
 }
 
 impl OutputSender {
     /// An empty buffer, reused from the writer when one is free.
-    pub fn buffer(&self) -> Vec<u8> {
+    pub(crate) fn buffer(&self) -> Vec<u8> {
         self.recycled
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(BUFFER_BYTES + 64 * 1024))
     }
 
     /// Sends complete messages.
-    pub fn send(&self, buf: Vec<u8>) -> Result<()> {
+    pub(crate) fn send(&self, buf: Vec<u8>) -> Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -90,13 +90,13 @@ impl OutputSender {
 
     /// Sends a finished batch file's BATCH message; the writer releases the file's marker once
     /// the message is out.
-    pub fn batch(&self, file: FinishedFile) -> Result<()> {
+    pub(crate) fn batch(&self, file: FinishedFile) -> Result<()> {
         self.tx.send(Out::Batch(file)).map_err(|_| closed())
     }
 
     /// Replaces a stream's bookmark and writes a STATE line (after everything sent before).
     /// `syncing` becomes `currently_syncing`.
-    pub fn bookmark(
+    pub(crate) fn bookmark(
         &self,
         stream: &str,
         bookmark: Map<String, Value>,
@@ -106,7 +106,7 @@ impl OutputSender {
     }
 
     /// [`OutputSender::bookmark`], with the STATE line written now or only at the end.
-    pub fn bookmark_with(
+    pub(crate) fn bookmark_with(
         &self,
         stream: &str,
         bookmark: Map<String, Value>,
@@ -127,7 +127,7 @@ impl OutputSender {
 impl OutputSender {
     /// Records progress of one chunk of a chunked FULL_TABLE stream (its last written key, or
     /// that it is done) in the stream's bookmark, and writes a STATE line.
-    pub fn chunk(
+    pub(crate) fn chunk(
         &self,
         stream: &str,
         index: usize,
@@ -138,7 +138,7 @@ impl OutputSender {
     }
 
     /// [`OutputSender::chunk`], with the STATE line written now or only at the end.
-    pub fn chunk_with(
+    pub(crate) fn chunk_with(
         &self,
         stream: &str,
         index: usize,
@@ -162,7 +162,7 @@ impl OutputSender {
     /// Ends the output with the current state, after everything sent before (unless the last
     /// line written already is that STATE): the last line of every run, also an interrupted one
     /// or one where no bookmark moved.
-    pub fn final_state(&self) -> Result<()> {
+    pub(crate) fn final_state(&self) -> Result<()> {
         self.tx.send(Out::FinalState).map_err(|_| closed())
     }
 }
@@ -172,13 +172,16 @@ fn closed() -> Error {
 }
 
 /// The writer thread.
-pub struct Writer {
+pub(crate) struct Writer {
     handle: JoinHandle<Result<State>>,
 }
 
 impl Writer {
     /// Starts the writer on `sink` with the run's initial state.
-    pub fn spawn<W: Write + Send + 'static>(sink: W, state: State) -> (OutputSender, Writer) {
+    pub(crate) fn spawn<W: Write + Send + 'static>(
+        sink: W,
+        state: State,
+    ) -> (OutputSender, Writer) {
         let (tx, rx) = bounded::<Out>(CHANNEL_DEPTH);
         let (recycle_tx, recycled) = bounded::<Vec<u8>>(CHANNEL_DEPTH);
         let handle = std::thread::Builder::new()
@@ -193,7 +196,7 @@ impl Writer {
     }
 
     /// Waits for the writer to drain (all senders must be dropped) and returns the final state.
-    pub fn finish(self) -> Result<State> {
+    pub(crate) fn finish(self) -> Result<State> {
         self.handle
             .join()
             .map_err(|_| Error::runtime("the output writer thread panicked"))?

@@ -29,7 +29,7 @@ const WAIT_TIMEOUT_S: u32 = 28_800;
 
 /// What we learned about the server on the first connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerInfo {
+pub(crate) struct ServerInfo {
     /// MySQL or MariaDB.
     pub flavor: Flavor,
     /// `VERSION()` as the server reports it.
@@ -40,13 +40,13 @@ pub struct ServerInfo {
 
 impl ServerInfo {
     /// True for MySQL 8.4 and later, where `SHOW MASTER STATUS` became `SHOW BINARY LOG STATUS`.
-    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+    pub(crate) fn at_least(&self, major: u32, minor: u32) -> bool {
         (self.version_tuple.0, self.version_tuple.1) >= (major, minor)
     }
 }
 
 /// Opens configured connections.
-pub struct Connector {
+pub(crate) struct Connector {
     opts: Opts,
     session_sqls: Vec<String>,
     retries: u32,
@@ -60,7 +60,7 @@ pub struct Connector {
 
 impl Connector {
     /// Prepares connection options from the config (no network traffic yet).
-    pub fn new(cfg: &Config) -> Result<Connector> {
+    pub(crate) fn new(cfg: &Config) -> Result<Connector> {
         let mut pem_files = Vec::new();
         let mut builder = OptsBuilder::new()
             .user(Some(cfg.user.clone()))
@@ -112,7 +112,7 @@ impl Connector {
     /// Opens a connection with retries, sets up the session, and returns it.
     ///
     /// `purpose` names the connection in errors (e.g. "discovery").
-    pub fn connect(&self, purpose: &str) -> Result<Conn> {
+    pub(crate) fn connect(&self, purpose: &str) -> Result<Conn> {
         let mut attempt = 0u32;
         loop {
             match self.connect_once(purpose) {
@@ -140,7 +140,7 @@ impl Connector {
     }
 
     /// The server's flavor and version (known after the first successful connection).
-    pub fn server(&self) -> Option<&ServerInfo> {
+    pub(crate) fn server(&self) -> Option<&ServerInfo> {
         self.server.get()
     }
 
@@ -224,7 +224,7 @@ impl Connector {
 }
 
 /// Errors that another attempt cannot fix.
-pub fn is_permanent(e: &mysql::Error) -> bool {
+pub(crate) fn is_permanent(e: &mysql::Error) -> bool {
     match e {
         mysql::Error::MySqlError(se) => matches!(
             se.code,
@@ -263,7 +263,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Parses `10.11.19-MariaDB-0+deb12u1` or `8.0.36` into numbers; missing parts are 0.
-pub fn parse_version(v: &str) -> (u32, u32, u32) {
+pub(crate) fn parse_version(v: &str) -> (u32, u32, u32) {
     let core = v
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .next()

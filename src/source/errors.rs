@@ -2,7 +2,7 @@
 
 /// Errors after which a new connection can continue where the old one stopped: the connection
 /// dropped, the server restarted or killed it, a network timeout.
-pub fn connection_lost(e: &mysql::Error) -> bool {
+pub(crate) fn connection_lost(e: &mysql::Error) -> bool {
     match e {
         mysql::Error::IoError(_) => true,
         mysql::Error::CodecError(mysql_common::proto::codec::error::PacketCodecError::Io(io)) => {

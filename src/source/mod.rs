@@ -1,6 +1,6 @@
 //! Everything that talks to the server.
 
-pub mod connect;
-pub mod errors;
-pub mod query;
-pub mod snapshot;
+pub(crate) mod connect;
+pub(crate) mod errors;
+pub(crate) mod query;
+pub(crate) mod snapshot;

@@ -2,7 +2,7 @@
 //! parameters or rendered as escaped literals by these helpers, never pasted raw.
 
 /// Quotes an identifier with backticks, doubling any backtick inside it.
-pub fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push('`');
     for c in name.chars() {
@@ -16,14 +16,14 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 /// `db`.`table`, both quoted.
-pub fn qualified(db: &str, table: &str) -> String {
+pub(crate) fn qualified(db: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(db), quote_ident(table))
 }
 
 /// A string literal with every special character escaped (works whether or not
 /// `NO_BACKSLASH_ESCAPES` is set, because backslashes are avoided: quotes are doubled and
 /// other bytes go through `CONCAT`-free hex when needed).
-pub fn quote_str(value: &str) -> String {
+pub(crate) fn quote_str(value: &str) -> String {
     if value
         .bytes()
         .all(|b| b != b'\\' && b != 0 && b != b'\'' && b != 0x1a)
@@ -64,18 +64,18 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A text literal that takes the column's collation in comparisons (coercible introducer form).
-pub fn text_literal(value: &str) -> String {
+pub(crate) fn text_literal(value: &str) -> String {
     format!("_utf8mb4 X'{}'", hex(value.as_bytes()))
 }
 
 /// A binary literal.
-pub fn binary_literal(bytes: &[u8]) -> String {
+pub(crate) fn binary_literal(bytes: &[u8]) -> String {
     format!("X'{}'", hex(bytes))
 }
 
 /// `(a, b) > (x, y)` written so that MariaDB and MySQL both use a range scan on the key:
 /// `a >= x AND (a > x OR (a = x AND b > y))`. `op` is the last comparison (`>`, `>=`, `<=`).
-pub fn tuple_compare(columns: &[String], literals: &[String], op: &str) -> String {
+pub(crate) fn tuple_compare(columns: &[String], literals: &[String], op: &str) -> String {
     debug_assert_eq!(columns.len(), literals.len());
     let first_op = match op {
         ">" | ">=" => ">=",

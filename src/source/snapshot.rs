@@ -34,7 +34,7 @@ use crate::error::{Error, MysqlContext, Result};
 
 /// Where the snapshot sits in the binary log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BinlogCoords {
+pub(crate) struct BinlogCoords {
     /// Binlog file name.
     pub file: String,
     /// Position in that file.
@@ -48,7 +48,7 @@ pub struct BinlogCoords {
 
 /// Where the GTID of a binlog position came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GtidSource {
+pub(crate) enum GtidSource {
     /// MariaDB `BINLOG_GTID_POS(file, position)`.
     BinlogGtidPos,
     /// MariaDB `@@GLOBAL.gtid_binlog_pos`, read while the binlog stood at the position.
@@ -59,7 +59,7 @@ pub enum GtidSource {
 
 impl GtidSource {
     /// The source as the logs name it.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             GtidSource::BinlogGtidPos => "BINLOG_GTID_POS",
             GtidSource::GtidBinlogPos => "@@gtid_binlog_pos",
@@ -70,7 +70,7 @@ impl GtidSource {
 
 /// What one source said about the GTID of a binlog position.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GtidReading {
+pub(crate) enum GtidReading {
     /// The position's GTID ("" when the server has no GTID transaction yet).
     Found(GtidSource, String),
     /// The server does not use GTIDs (MySQL `gtid_mode=OFF` with nothing executed by GTID).
@@ -82,7 +82,7 @@ pub enum GtidReading {
 /// The GTID of a binlog position from the first source, in order of preference, that found
 /// one (whitespace dropped: MySQL prints sets over several lines). `Ok(None)` when the server
 /// does not use GTIDs; `Err` says why no source could tell.
-pub fn choose_gtid(
+pub(crate) fn choose_gtid(
     readings: &[GtidReading],
 ) -> std::result::Result<Option<(GtidSource, String)>, String> {
     if let Some((source, g)) = readings.iter().find_map(|r| match r {
@@ -109,17 +109,15 @@ pub fn choose_gtid(
 }
 
 /// Connections in one consistent snapshot.
-pub struct SnapshotSet {
+pub(crate) struct SnapshotSet {
     /// One connection per worker, each inside its snapshot transaction.
     pub conns: Vec<Conn>,
     /// The snapshot's binlog coordinates (None when the binlog is off).
     pub coords: Option<BinlogCoords>,
-    /// How consistency was obtained.
-    pub method: SnapshotMethod,
 }
 
 /// Options of [`open`].
-pub struct SnapshotOptions<'a> {
+pub(crate) struct SnapshotOptions<'a> {
     /// Worker connections wanted.
     pub workers: usize,
     /// Tables the run reads (for table-level locks).
@@ -131,7 +129,7 @@ pub struct SnapshotOptions<'a> {
 }
 
 /// Opens the worker connections and starts one consistent snapshot on all of them.
-pub fn open(
+pub(crate) fn open(
     connector: &Connector,
     server: &ServerInfo,
     opts: &SnapshotOptions<'_>,
@@ -200,11 +198,7 @@ pub fn open(
                 if method == SnapshotMethod::Independent {
                     log::warn!("snapshot: snapshot_method is 'independent': tables are read at different points in time");
                 }
-                return Ok(SnapshotSet {
-                    conns,
-                    coords,
-                    method,
-                });
+                return Ok(SnapshotSet { conns, coords });
             }
             Err(e) => {
                 log::info!("snapshot: {} not possible: {e}", method.describe());
@@ -229,11 +223,7 @@ pub fn open(
             Flavor::Mariadb => lock_free(&mut conns, server)?,
             Flavor::Mysql => independent(&mut conns, server)?,
         };
-        return Ok(SnapshotSet {
-            conns,
-            coords,
-            method: SnapshotMethod::Single,
-        });
+        return Ok(SnapshotSet { conns, coords });
     }
     Err(Error::runtime(format!(
         "cannot take a consistent snapshot ({}); grant RELOAD or LOCK TABLES, or set snapshot_method to 'independent' to accept per-table consistency only",
@@ -534,7 +524,7 @@ fn coords_with(at: (String, u64), readings: &[GtidReading]) -> BinlogCoords {
 /// the binlog is off. The GTID variable is read between two reads of the position (again while
 /// commits move it); when the binlog never stands still, MariaDB's `BINLOG_GTID_POS` says which
 /// GTID goes with the last position read.
-pub fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option<BinlogCoords>> {
+pub(crate) fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option<BinlogCoords>> {
     let sql = status_sql(server);
     let mut at = match show_status(conn, server) {
         Ok(Some(at)) => at,

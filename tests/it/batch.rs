@@ -92,7 +92,7 @@ fn micros_to_text(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(0);
     let _ = t;
-    let (y, m, d) = tap_mysql::singer::time::civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = tap_mysql::testing::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}",
@@ -182,7 +182,7 @@ fn assert_same(col: &str, array: &dyn Array, row: usize, token: &str) {
         }
         DataType::Date32 => {
             let days = array.as_primitive::<Date32Type>().value(row) as i64;
-            let (y, m, d) = tap_mysql::singer::time::civil_from_days(days);
+            let (y, m, d) = tap_mysql::testing::civil_from_days(days);
             assert_eq!(format!("\"{y:04}-{m:02}-{d:02}\""), token, "{ctx}");
         }
         DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => {

@@ -5,7 +5,7 @@
 
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
-use tap_mysql::cdc::gtid::MariadbGtidPos;
+use tap_mysql::testing::MariadbGtidPos;
 
 use crate::cdc::{config_for, lock, log_based};
 use crate::support::*;

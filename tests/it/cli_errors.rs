@@ -242,10 +242,11 @@ fn readme_config_reference_matches_the_schema() {
     let end = readme
         .find("<!-- settings:end -->")
         .expect("settings end marker");
-    let schema: serde_json::Value = serde_json::from_str(tap_mysql::config::CONFIG_SCHEMA).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(tap_mysql::testing::CONFIG_SCHEMA).unwrap();
     assert_eq!(
         &readme[start..end],
-        tap_mysql::about::settings_table(&schema),
+        tap_mysql::testing::settings_table(&schema),
         "README settings table is stale: run scripts/update-readme-settings"
     );
 }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::events::{EventData, RowsEventData};
 use mysql_common::binlog::BinlogFile;
-use tap_mysql::catalog::types::ColumnKind;
-use tap_mysql::cdc::gtid::MysqlGtidSet;
-use tap_mysql::cdc::values::{text_bytes, ColumnDecoding};
+use tap_mysql::testing::ColumnKind;
+use tap_mysql::testing::MysqlGtidSet;
+use tap_mysql::testing::{text_bytes, ColumnDecoding};
 
 fn fixture(name: &str) -> Option<PathBuf> {
     let p = PathBuf::from(concat!(
@@ -151,7 +151,7 @@ fn compressed_transactions_are_refused_not_skipped() {
     let refused = evs
         .iter()
         .filter_map(|e| e.as_ref().ok())
-        .filter_map(|e| tap_mysql::cdc::dump::refused_event(e.header().event_type_raw()))
+        .filter_map(|e| tap_mysql::testing::refused_event(e.header().event_type_raw()))
         .collect::<Vec<_>>();
     assert!(
         !refused.is_empty(),
@@ -169,7 +169,7 @@ fn compressed_transactions_are_refused_not_skipped() {
     assert!(plain
         .iter()
         .filter_map(|e| e.as_ref().ok())
-        .all(|e| tap_mysql::cdc::dump::refused_event(e.header().event_type_raw()).is_none()));
+        .all(|e| tap_mysql::testing::refused_event(e.header().event_type_raw()).is_none()));
 }
 
 #[test]

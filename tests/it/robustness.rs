@@ -2,7 +2,10 @@
 //! seeds, so a failure reproduces) over binlog event bodies, WKB, DDL text, GTID text, state and
 //! config documents.
 
-use tap_mysql::cdc::{ddl, geojson, gtid, mariadb};
+use tap_mysql::testing::{
+    apply_ddl, ddl_changes, geojson_from_internal, mariadb_gtid_event, DdlChange, MariadbGtidPos,
+    MysqlGtidSet,
+};
 
 use crate::support::Lcg;
 
@@ -11,17 +14,15 @@ fn binlog_decoders_never_panic_on_random_bytes() {
     let mut r = Lcg(7);
     for _ in 0..20_000 {
         let b = r.bytes(64);
-        let _ = mariadb::gtid_event(&b, 1);
-        let _ = mariadb::gtid_list_event(&b);
-        let _ = mariadb::binlog_checkpoint_event(&b);
-        let _ = geojson::from_internal(&b);
+        let _ = mariadb_gtid_event(&b, 1);
+        let _ = geojson_from_internal(&b);
     }
     // Structured but corrupt WKB: valid headers with random counts and coordinates.
     for _ in 0..20_000 {
         let mut b = vec![0, 0, 0, 0, 1];
         b.extend(((r.next() % 8) as u32).to_le_bytes());
         b.extend(r.bytes(80));
-        let _ = geojson::from_internal(&b);
+        let _ = geojson_from_internal(&b);
     }
 }
 
@@ -53,14 +54,14 @@ fn text_parsers_never_panic_on_random_text() {
         } else {
             tail
         };
-        for (_, change) in ddl::changes(&sql, "db") {
-            if let ddl::Change::Altered(clauses) = change {
-                let _ = ddl::apply(&mut model, &clauses);
+        for (_, change) in ddl_changes(&sql, "db") {
+            if let DdlChange::Altered(clauses) = change {
+                let _ = apply_ddl(&mut model, &clauses);
             }
         }
         let g = r.text(&gtid_bits, 12);
-        let _ = gtid::MysqlGtidSet::parse(&g);
-        let _ = gtid::MariadbGtidPos::parse(&g);
+        let _ = MysqlGtidSet::parse(&g);
+        let _ = MariadbGtidPos::parse(&g);
     }
 }
 
@@ -93,9 +94,9 @@ fn state_and_config_documents_never_panic() {
     for _ in 0..20_000 {
         let text = r.text(&json_bits, 14);
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            let _ = tap_mysql::singer::state::State::from_value(v.clone());
+            let _ = tap_mysql::testing::State::from_value(v.clone());
             if let serde_json::Value::Object(m) = v {
-                let _ = tap_mysql::config::Config::from_map(m);
+                let _ = tap_mysql::testing::Config::from_map(m);
             }
         }
     }

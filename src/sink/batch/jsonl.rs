@@ -19,7 +19,7 @@ enum Sink {
 }
 
 /// An open JSONL batch file.
-pub struct JsonlFile {
+pub(crate) struct JsonlFile {
     sink: Sink,
     keys: Vec<Vec<u8>>,
     encoders: Vec<Encoder>,
@@ -28,7 +28,7 @@ pub struct JsonlFile {
 
 impl JsonlFile {
     /// Starts a file for `plan`'s columns.
-    pub fn new(file: File, plan: &StreamPlan, compression: BatchCompression) -> Self {
+    pub(crate) fn new(file: File, plan: &StreamPlan, compression: BatchCompression) -> Self {
         let buf = BufWriter::with_capacity(1 << 20, file);
         let sink = match compression {
             BatchCompression::Gzip => {
@@ -57,7 +57,11 @@ impl JsonlFile {
     }
 
     /// Appends one record line.
-    pub fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> std::io::Result<()> {
+    pub(crate) fn append(
+        &mut self,
+        row: &Row,
+        warnings: &mut [ColumnWarnings],
+    ) -> std::io::Result<()> {
         self.line.clear();
         if self.keys.is_empty() {
             self.line.push(b'{');
@@ -74,7 +78,7 @@ impl JsonlFile {
     }
 
     /// Flushes and closes the compression stream; returns the file for syncing.
-    pub fn finish(self) -> std::io::Result<File> {
+    pub(crate) fn finish(self) -> std::io::Result<File> {
         let buf = match self.sink {
             Sink::Plain(w) => w,
             Sink::Gzip(w) => w.finish()?,

@@ -16,8 +16,8 @@
 //!   message says gzip; Parquet's compression is internal to the file.
 //! - Parquet columns are typed from the SQL type, never guessed from values (see `parquet.rs`).
 
-pub mod jsonl;
-pub mod parquet;
+pub(crate) mod jsonl;
+pub(crate) mod parquet;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::plan::StreamPlan;
 
 /// Checks the storage root before any query: created if missing, must be writable.
-pub fn prepare_root(cfg: &BatchConfig) -> Result<()> {
+pub(crate) fn prepare_root(cfg: &BatchConfig) -> Result<()> {
     std::fs::create_dir_all(&cfg.root).map_err(|e| {
         Error::usage(format!(
             "batch_config.storage.root {} cannot be created: {e}",
@@ -59,7 +59,7 @@ const UNSENT: &str = ".unsent";
 /// Never anything else: only names this tap gives, for this stream and prefix. Their rows were
 /// never covered by a STATE, so the resumed run reads them again. Call it before the run writes
 /// any file of the stream.
-pub fn discard_unannounced(cfg: &BatchConfig, stream: &str) -> Result<()> {
+pub(crate) fn discard_unannounced(cfg: &BatchConfig, stream: &str) -> Result<()> {
     let start = format!("{}{}-", cfg.prefix, file_safe(stream));
     let entries = std::fs::read_dir(&cfg.root)
         .map_err(|e| Error::io(format!("reading batch directory {}", cfg.root.display()), e))?;
@@ -109,20 +109,20 @@ fn leftover(name: &str, start: &str) -> Option<&'static str> {
 }
 
 /// A finished, renamed batch file whose BATCH message is still to be written.
-pub struct FinishedFile {
+pub(crate) struct FinishedFile {
     message: Vec<u8>,
     marker: PathBuf,
 }
 
 impl FinishedFile {
     /// The BATCH message line.
-    pub fn message(&self) -> &[u8] {
+    pub(crate) fn message(&self) -> &[u8] {
         &self.message
     }
 
     /// Called once the message was written and flushed: removes the file's `.unsent` marker
     /// (durably), so the next run keeps the file.
-    pub fn announced(self) -> Result<()> {
+    pub(crate) fn announced(self) -> Result<()> {
         let ctx = |e| {
             Error::io(
                 format!("removing batch marker {}", self.marker.display()),
@@ -164,7 +164,7 @@ enum Open {
 }
 
 /// Writes a stream's rows into a sequence of batch files.
-pub struct BatchSink<'a> {
+pub(crate) struct BatchSink<'a> {
     cfg: &'a BatchConfig,
     plan: &'a StreamPlan,
     stem: String,
@@ -175,7 +175,7 @@ pub struct BatchSink<'a> {
 
 impl<'a> BatchSink<'a> {
     /// A sink for `plan`'s rows (one per stream or chunk being read).
-    pub fn new(cfg: &'a BatchConfig, plan: &'a StreamPlan) -> Self {
+    pub(crate) fn new(cfg: &'a BatchConfig, plan: &'a StreamPlan) -> Self {
         static SINKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SINKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let millis = crate::singer::time::now_millis();
@@ -195,18 +195,13 @@ impl<'a> BatchSink<'a> {
         }
     }
 
-    /// Rows in the file being written.
-    pub fn rows_in_file(&self) -> u64 {
-        self.rows_in_file
-    }
-
     /// Whether the current file reached `batch_size`.
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.rows_in_file >= self.cfg.batch_size
     }
 
     /// Appends one row.
-    pub fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> Result<()> {
+    pub(crate) fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> Result<()> {
         if self.open.is_none() {
             self.open_file()?;
         }
@@ -267,7 +262,7 @@ impl<'a> BatchSink<'a> {
 
     /// Closes, syncs and publishes the current file (marked unsent until the writer has written
     /// its BATCH message); returns it for the writer.
-    pub fn finish_file(&mut self) -> Result<Option<FinishedFile>> {
+    pub(crate) fn finish_file(&mut self) -> Result<Option<FinishedFile>> {
         let Some((open, paths)) = self.open.take() else {
             return Ok(None);
         };

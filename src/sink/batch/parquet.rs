@@ -46,9 +46,9 @@ use crate::plan::StreamPlan;
 use crate::singer::time::days_from_civil;
 
 /// Rows buffered in Arrow builders before they go to the Parquet writer.
-pub const ARROW_BATCH_ROWS: usize = 8192;
+pub(crate) const ARROW_BATCH_ROWS: usize = 8192;
 /// Rows per Parquet row group.
-pub const ROW_GROUP_ROWS: usize = 65_536;
+pub(crate) const ROW_GROUP_ROWS: usize = 65_536;
 
 enum Col {
     Bool(BooleanBuilder, bool),
@@ -72,7 +72,7 @@ enum Col {
 }
 
 /// The Arrow type of a column kind (see the table above).
-pub fn arrow_type(kind: &ColumnKind) -> DataType {
+pub(crate) fn arrow_type(kind: &ColumnKind) -> DataType {
     match kind {
         ColumnKind::Boolean | ColumnKind::Bit { bits: 1 } => DataType::Boolean,
         ColumnKind::Integer { width, unsigned } => match (width, unsigned) {
@@ -137,7 +137,7 @@ fn builder(kind: &ColumnKind) -> Col {
 }
 
 /// An open Parquet batch file.
-pub struct ParquetFile {
+pub(crate) struct ParquetFile {
     writer: ArrowWriter<File>,
     schema: SchemaRef,
     cols: Vec<Col>,
@@ -147,7 +147,11 @@ pub struct ParquetFile {
 
 impl ParquetFile {
     /// Starts a file for `plan`'s columns.
-    pub fn new(file: File, plan: &StreamPlan, compression: BatchCompression) -> Result<Self> {
+    pub(crate) fn new(
+        file: File,
+        plan: &StreamPlan,
+        compression: BatchCompression,
+    ) -> Result<Self> {
         let fields: Vec<Field> = plan
             .columns
             .iter()
@@ -180,7 +184,7 @@ impl ParquetFile {
     }
 
     /// Appends one row.
-    pub fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> Result<()> {
+    pub(crate) fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> Result<()> {
         for (i, col) in self.cols.iter_mut().enumerate() {
             append_cell(col, cell(row, i), &mut warnings[i]);
         }
@@ -213,7 +217,7 @@ impl ParquetFile {
     }
 
     /// Writes the footer; returns the file for syncing.
-    pub fn finish(mut self) -> Result<File> {
+    pub(crate) fn finish(mut self) -> Result<File> {
         self.flush()?;
         self.writer.into_inner().map_err(|e| {
             Error::runtime(format!(
