@@ -3,6 +3,7 @@
 use std::io::Write;
 
 mod sync;
+mod workers;
 
 use crate::about;
 use crate::catalog::{discover, Catalog};

@@ -26,34 +26,19 @@ use crate::cdc::reader::CdcStream;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::{Method, StreamPlan};
-use crate::read::full_table::{ChunkWork, FullTable};
-use crate::read::rows::{Cadence, Emit};
+use crate::read::full_table::FullTable;
+use crate::read::rows::Cadence;
 use crate::singer::state::State;
 use crate::singer::time::format_rfc3339;
 use crate::sink::record::{OutputSender, Writer};
 use crate::source::connect::Connector;
 use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
 
+use super::workers::{plan_chunks, queue_jobs, run_workers, ChunkPlan, RunCtx, StreamRun};
+
 /// Runs a sync of `catalog` (every table when None) from `state`, writing to stdout.
 pub(super) fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
     sync_to(config, catalog, state, std::io::stdout())
-}
-
-/// One unit of work for a worker.
-enum Job {
-    /// A whole stream (index into plans).
-    Stream(usize),
-    /// One chunk of a chunked FULL_TABLE stream.
-    Chunk(usize, Box<ChunkWork>),
-}
-
-/// Per-stream shared state of a run.
-struct StreamRun<'a> {
-    plan: &'a StreamPlan,
-    bookmark: Map<String, Value>,
-    full: Option<FullTable<'a>>,
-    chunks_left: AtomicUsize,
-    rows: AtomicUsize,
 }
 
 /// Runs a sync writing Singer messages to `sink`.
@@ -131,9 +116,6 @@ struct Pass<'p> {
     progress: &'p std::sync::Arc<crate::read::progress::Progress>,
     time_extracted: &'p str,
 }
-
-/// A stream's chunks (with whether each is done), when it is read in chunks.
-type ChunkPlan = Option<Vec<(ChunkWork, bool)>>;
 
 /// Streams to re-snapshot, with the bookmark that asks for it.
 type Resnapshots = Vec<(String, Map<String, Value>)>;
@@ -485,231 +467,12 @@ fn purged_bookmarks(
     Ok(())
 }
 
-/// Chunks of the FULL_TABLE loads, planned before the snapshot on the planning connection:
-/// boundaries only affect balance, never correctness, so they need not come from the snapshot.
-fn plan_chunks(
-    conn: &mut Conn,
-    config: &Config,
-    plans: &[StreamPlan],
-    bookmarks: &HashMap<String, Map<String, Value>>,
-    max_workers: usize,
-) -> Result<Vec<ChunkPlan>> {
-    let mut chunk_plans = Vec::with_capacity(plans.len());
-    for p in plans {
-        let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
-        let mut chunks = None;
-        if full_load(p, &bookmark) && !p.resume_key.is_empty() {
-            let ft = FullTable::prepare(conn, p, bookmark)?;
-            chunks = ft.recorded_chunks();
-            let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
-            if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
-                if let Some(max) = ft.max_key() {
-                    chunks = crate::read::chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(
-                        |list| {
-                            list.into_iter()
-                                .enumerate()
-                                .map(|(index, bounds)| {
-                                    let work = ChunkWork {
-                                        index,
-                                        bounds,
-                                        after: None,
-                                    };
-                                    (work, false)
-                                })
-                                .collect()
-                        },
-                    );
-                }
-            }
-        }
-        chunk_plans.push(chunks);
-    }
-    Ok(chunk_plans)
-}
-
-/// The job queue, biggest first when several workers share it (one worker keeps catalog
-/// order); chunked streams announce themselves now.
-fn queue_jobs(
-    ctx: &RunCtx<'_, '_>,
-    chunk_plans: Vec<ChunkPlan>,
-    chunk_rows: u64,
-    parallel: bool,
-) -> Result<Mutex<std::collections::VecDeque<Job>>> {
-    let mut jobs: Vec<(u64, Job)> = Vec::new();
-    for (i, chunks) in chunk_plans.into_iter().enumerate() {
-        let run = &ctx.runs[i];
-        match (chunks, &run.full) {
-            (Some(chunks), Some(ft)) => {
-                ctx.progress
-                    .start(&run.plan.stream_id, run.plan.row_estimate);
-                announce_chunked(run, ft, &chunks, ctx.out)?;
-                let todo: Vec<ChunkWork> = chunks
-                    .into_iter()
-                    .filter(|(_, done)| !done)
-                    .map(|(w, _)| w)
-                    .collect();
-                run.chunks_left.store(todo.len(), Ordering::SeqCst);
-                if todo.is_empty() {
-                    ft.finish(ctx.out)?;
-                }
-                for w in todo {
-                    jobs.push((chunk_rows, Job::Chunk(i, Box::new(w))));
-                }
-            }
-            (_, None) if run.plan.method == Method::LogBased => {} // binlog phase
-            _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
-        }
-    }
-    if parallel {
-        jobs.sort_by_key(|j| std::cmp::Reverse(j.0));
-    }
-    Ok(Mutex::new(jobs.into_iter().map(|(_, j)| j).collect()))
-}
-
-/// Runs the jobs on one worker per snapshot connection; the first failure is in `ctx.failure`.
-fn run_workers(
-    ctx: &RunCtx<'_, '_>,
-    queue: Mutex<std::collections::VecDeque<Job>>,
-    conns: &mut [Conn],
-) {
-    if conns.len() == 1 {
-        worker(ctx, &queue, &mut conns[0]);
-        return;
-    }
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(conns.len())
-        .thread_name(|i| format!("worker-{}", i + 1))
-        .build()
-    {
-        Ok(pool) => pool.scope(|s| {
-            for conn in conns.iter_mut() {
-                let queue = &queue;
-                s.spawn(move |_| worker(ctx, queue, conn));
-            }
-        }),
-        Err(e) => ctx.fail(Error::runtime(format!("cannot start worker threads: {e}"))),
-    }
-}
-
-struct RunCtx<'r, 'a> {
-    runs: &'r [StreamRun<'a>],
-    out: &'r OutputSender,
-    cadence: Cadence,
-    time_extracted: &'r str,
-    cancel: AtomicBool,
-    failure: Mutex<Option<Error>>,
-    batch: Option<&'r crate::config::BatchConfig>,
-    connector: &'r Connector,
-    reconnects: u32,
-    progress: &'r crate::read::progress::Progress,
-}
-
-impl RunCtx<'_, '_> {
-    fn emit(&self) -> Emit<'_> {
-        Emit {
-            out: self.out,
-            cadence: self.cadence,
-            time_extracted: self.time_extracted,
-            cancel: &self.cancel,
-            batch: self.batch,
-            connector: self.connector,
-            reconnects: self.reconnects,
-            progress: self.progress,
-        }
-    }
-}
-
-impl RunCtx<'_, '_> {
-    /// Records the first real failure and stops the other workers.
-    fn fail(&self, e: Error) {
-        if matches!(e, Error::Cancelled) {
-            return;
-        }
-        if let Ok(mut f) = self.failure.lock() {
-            if f.is_none() {
-                *f = Some(e);
-            }
-        }
-        self.cancel.store(true, Ordering::SeqCst);
-    }
-}
-
-fn worker(ctx: &RunCtx<'_, '_>, queue: &Mutex<std::collections::VecDeque<Job>>, conn: &mut Conn) {
-    loop {
-        if ctx.cancel.load(Ordering::SeqCst) {
-            return;
-        }
-        if let Some(sig) = crate::interrupt::requested() {
-            ctx.fail(Error::Interrupted(sig));
-            return;
-        }
-        let job = match queue.lock() {
-            Ok(mut q) => q.pop_front(),
-            Err(_) => return,
-        };
-        let Some(job) = job else { return };
-        if let Err(e) = run_job(ctx, &job, conn) {
-            ctx.fail(e);
-            return;
-        }
-    }
-}
-
-fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
-    match job {
-        Job::Stream(i) => {
-            let run = &ctx.runs[*i];
-            let plan = run.plan;
-            log::info!(
-                "stream '{}': starting {} sync of {} columns (about {} rows){}",
-                plan.stream_id,
-                plan.method,
-                plan.columns.len(),
-                plan.row_estimate.map_or("?".to_string(), |n| n.to_string()),
-                resume_point(plan, &run.bookmark, run.full.is_some())
-            );
-            ctx.progress.start(&plan.stream_id, plan.row_estimate);
-            let rows = match (&run.full, plan.method) {
-                (Some(ft), _) => {
-                    ft.start(ctx.out, None)?;
-                    let rows = ft.read_all(conn, ctx.emit())?;
-                    ft.finish(ctx.out)?;
-                    rows
-                }
-                (None, Method::Incremental) => crate::read::incremental::sync_incremental(
-                    conn,
-                    plan,
-                    run.bookmark.clone(),
-                    ctx.emit(),
-                )?,
-                (None, _) => {
-                    return Err(Error::runtime(format!(
-                        "stream '{}': no runner for {}",
-                        plan.stream_id, plan.method
-                    )))
-                }
-            };
-            ctx.progress.finish(&plan.stream_id, rows);
-        }
-        Job::Chunk(i, work) => {
-            let run = &ctx.runs[*i];
-            let Some(ft) = &run.full else {
-                return Err(Error::runtime("chunk of a stream that is not FULL_TABLE"));
-            };
-            let rows = ft.read_chunk(conn, ctx.emit(), work)?;
-            let total = run.rows.fetch_add(rows as usize, Ordering::SeqCst) + rows as usize;
-            // The last chunk to finish closes the stream, after every chunk's rows were sent.
-            if run.chunks_left.fetch_sub(1, Ordering::SeqCst) == 1 {
-                ft.finish(ctx.out)?;
-                ctx.progress.finish(&run.plan.stream_id, total as u64);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Where a stream resumes, for its start line (empty when it starts from the beginning).
-fn resume_point(plan: &StreamPlan, bookmark: &Map<String, Value>, loading: bool) -> String {
+pub(super) fn resume_point(
+    plan: &StreamPlan,
+    bookmark: &Map<String, Value>,
+    loading: bool,
+) -> String {
     let value = |k: &str| bookmark.get(k).filter(|v| !v.is_null());
     if loading {
         if let Some(last) = value("last_pk_fetched") {
@@ -723,28 +486,9 @@ fn resume_point(plan: &StreamPlan, bookmark: &Map<String, Value>, loading: bool)
     }
 }
 
-fn announce_chunked(
-    run: &StreamRun<'_>,
-    ft: &FullTable<'_>,
-    chunks: &[(ChunkWork, bool)],
-    out: &OutputSender,
-) -> Result<()> {
-    log::info!(
-        "stream '{}': starting FULL_TABLE sync of {} columns in {} chunks ({} left, about {} rows)",
-        run.plan.stream_id,
-        run.plan.columns.len(),
-        chunks.len(),
-        chunks.iter().filter(|(_, d)| !d).count(),
-        run.plan
-            .row_estimate
-            .map_or("?".to_string(), |n| n.to_string())
-    );
-    ft.start(out, Some(chunks))
-}
-
 /// Whether a stream is (still) in a full table load: FULL_TABLE always, LOG_BASED until its
 /// initial load completed with a binlog position to continue from.
-fn full_load(p: &StreamPlan, bookmark: &Map<String, Value>) -> bool {
+pub(super) fn full_load(p: &StreamPlan, bookmark: &Map<String, Value>) -> bool {
     match p.method {
         Method::FullTable => true,
         Method::Incremental => false,

@@ -1,0 +1,282 @@
+//! The worker pool: the job queue (whole streams, or chunks of big tables, biggest first), one
+//! worker per snapshot connection, and what each job reads. The first failure stops the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use mysql::Conn;
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::{Method, StreamPlan};
+use crate::read::full_table::{ChunkWork, FullTable};
+use crate::read::rows::{Cadence, Emit};
+use crate::sink::record::OutputSender;
+use crate::source::connect::Connector;
+
+use super::sync::{full_load, resume_point};
+
+/// A stream's chunks (with whether each is done), when it is read in chunks.
+pub(super) type ChunkPlan = Option<Vec<(ChunkWork, bool)>>;
+
+/// One unit of work for a worker.
+pub(super) enum Job {
+    /// A whole stream (index into plans).
+    Stream(usize),
+    /// One chunk of a chunked FULL_TABLE stream.
+    Chunk(usize, Box<ChunkWork>),
+}
+
+/// Per-stream shared state of a run.
+pub(super) struct StreamRun<'a> {
+    pub(super) plan: &'a StreamPlan,
+    pub(super) bookmark: Map<String, Value>,
+    pub(super) full: Option<FullTable<'a>>,
+    pub(super) chunks_left: AtomicUsize,
+    pub(super) rows: AtomicUsize,
+}
+
+/// Chunks of the FULL_TABLE loads, planned before the snapshot on the planning connection:
+/// boundaries only affect balance, never correctness, so they need not come from the snapshot.
+pub(super) fn plan_chunks(
+    conn: &mut Conn,
+    config: &Config,
+    plans: &[StreamPlan],
+    bookmarks: &HashMap<String, Map<String, Value>>,
+    max_workers: usize,
+) -> Result<Vec<ChunkPlan>> {
+    let mut chunk_plans = Vec::with_capacity(plans.len());
+    for p in plans {
+        let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
+        let mut chunks = None;
+        if full_load(p, &bookmark) && !p.resume_key.is_empty() {
+            let ft = FullTable::prepare(conn, p, bookmark)?;
+            chunks = ft.recorded_chunks();
+            let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
+            if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
+                if let Some(max) = ft.max_key() {
+                    chunks = crate::read::chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(
+                        |list| {
+                            list.into_iter()
+                                .enumerate()
+                                .map(|(index, bounds)| {
+                                    let work = ChunkWork {
+                                        index,
+                                        bounds,
+                                        after: None,
+                                    };
+                                    (work, false)
+                                })
+                                .collect()
+                        },
+                    );
+                }
+            }
+        }
+        chunk_plans.push(chunks);
+    }
+    Ok(chunk_plans)
+}
+
+/// The job queue, biggest first when several workers share it (one worker keeps catalog
+/// order); chunked streams announce themselves now.
+pub(super) fn queue_jobs(
+    ctx: &RunCtx<'_, '_>,
+    chunk_plans: Vec<ChunkPlan>,
+    chunk_rows: u64,
+    parallel: bool,
+) -> Result<Mutex<std::collections::VecDeque<Job>>> {
+    let mut jobs: Vec<(u64, Job)> = Vec::new();
+    for (i, chunks) in chunk_plans.into_iter().enumerate() {
+        let run = &ctx.runs[i];
+        match (chunks, &run.full) {
+            (Some(chunks), Some(ft)) => {
+                ctx.progress
+                    .start(&run.plan.stream_id, run.plan.row_estimate);
+                announce_chunked(run, ft, &chunks, ctx.out)?;
+                let todo: Vec<ChunkWork> = chunks
+                    .into_iter()
+                    .filter(|(_, done)| !done)
+                    .map(|(w, _)| w)
+                    .collect();
+                run.chunks_left.store(todo.len(), Ordering::SeqCst);
+                if todo.is_empty() {
+                    ft.finish(ctx.out)?;
+                }
+                for w in todo {
+                    jobs.push((chunk_rows, Job::Chunk(i, Box::new(w))));
+                }
+            }
+            (_, None) if run.plan.method == Method::LogBased => {} // binlog phase
+            _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
+        }
+    }
+    if parallel {
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.0));
+    }
+    Ok(Mutex::new(jobs.into_iter().map(|(_, j)| j).collect()))
+}
+
+/// Runs the jobs on one worker per snapshot connection; the first failure is in `ctx.failure`.
+pub(super) fn run_workers(
+    ctx: &RunCtx<'_, '_>,
+    queue: Mutex<std::collections::VecDeque<Job>>,
+    conns: &mut [Conn],
+) {
+    if conns.len() == 1 {
+        worker(ctx, &queue, &mut conns[0]);
+        return;
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(conns.len())
+        .thread_name(|i| format!("worker-{}", i + 1))
+        .build()
+    {
+        Ok(pool) => pool.scope(|s| {
+            for conn in conns.iter_mut() {
+                let queue = &queue;
+                s.spawn(move |_| worker(ctx, queue, conn));
+            }
+        }),
+        Err(e) => ctx.fail(Error::runtime(format!("cannot start worker threads: {e}"))),
+    }
+}
+
+pub(super) struct RunCtx<'r, 'a> {
+    pub(super) runs: &'r [StreamRun<'a>],
+    pub(super) out: &'r OutputSender,
+    pub(super) cadence: Cadence,
+    pub(super) time_extracted: &'r str,
+    pub(super) cancel: AtomicBool,
+    pub(super) failure: Mutex<Option<Error>>,
+    pub(super) batch: Option<&'r crate::config::BatchConfig>,
+    pub(super) connector: &'r Connector,
+    pub(super) reconnects: u32,
+    pub(super) progress: &'r crate::read::progress::Progress,
+}
+
+impl RunCtx<'_, '_> {
+    fn emit(&self) -> Emit<'_> {
+        Emit {
+            out: self.out,
+            cadence: self.cadence,
+            time_extracted: self.time_extracted,
+            cancel: &self.cancel,
+            batch: self.batch,
+            connector: self.connector,
+            reconnects: self.reconnects,
+            progress: self.progress,
+        }
+    }
+}
+
+impl RunCtx<'_, '_> {
+    /// Records the first real failure and stops the other workers.
+    fn fail(&self, e: Error) {
+        if matches!(e, Error::Cancelled) {
+            return;
+        }
+        if let Ok(mut f) = self.failure.lock() {
+            if f.is_none() {
+                *f = Some(e);
+            }
+        }
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+fn worker(ctx: &RunCtx<'_, '_>, queue: &Mutex<std::collections::VecDeque<Job>>, conn: &mut Conn) {
+    loop {
+        if ctx.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(sig) = crate::interrupt::requested() {
+            ctx.fail(Error::Interrupted(sig));
+            return;
+        }
+        let job = match queue.lock() {
+            Ok(mut q) => q.pop_front(),
+            Err(_) => return,
+        };
+        let Some(job) = job else { return };
+        if let Err(e) = run_job(ctx, &job, conn) {
+            ctx.fail(e);
+            return;
+        }
+    }
+}
+
+fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
+    match job {
+        Job::Stream(i) => {
+            let run = &ctx.runs[*i];
+            let plan = run.plan;
+            log::info!(
+                "stream '{}': starting {} sync of {} columns (about {} rows){}",
+                plan.stream_id,
+                plan.method,
+                plan.columns.len(),
+                plan.row_estimate.map_or("?".to_string(), |n| n.to_string()),
+                resume_point(plan, &run.bookmark, run.full.is_some())
+            );
+            ctx.progress.start(&plan.stream_id, plan.row_estimate);
+            let rows = match (&run.full, plan.method) {
+                (Some(ft), _) => {
+                    ft.start(ctx.out, None)?;
+                    let rows = ft.read_all(conn, ctx.emit())?;
+                    ft.finish(ctx.out)?;
+                    rows
+                }
+                (None, Method::Incremental) => crate::read::incremental::sync_incremental(
+                    conn,
+                    plan,
+                    run.bookmark.clone(),
+                    ctx.emit(),
+                )?,
+                (None, _) => {
+                    return Err(Error::runtime(format!(
+                        "stream '{}': no runner for {}",
+                        plan.stream_id, plan.method
+                    )))
+                }
+            };
+            ctx.progress.finish(&plan.stream_id, rows);
+        }
+        Job::Chunk(i, work) => {
+            let run = &ctx.runs[*i];
+            let Some(ft) = &run.full else {
+                return Err(Error::runtime("chunk of a stream that is not FULL_TABLE"));
+            };
+            let rows = ft.read_chunk(conn, ctx.emit(), work)?;
+            let total = run.rows.fetch_add(rows as usize, Ordering::SeqCst) + rows as usize;
+            // The last chunk to finish closes the stream, after every chunk's rows were sent.
+            if run.chunks_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                ft.finish(ctx.out)?;
+                ctx.progress.finish(&run.plan.stream_id, total as u64);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Logs a chunked stream's start and sends its SCHEMA (before any chunk is read).
+fn announce_chunked(
+    run: &StreamRun<'_>,
+    ft: &FullTable<'_>,
+    chunks: &[(ChunkWork, bool)],
+    out: &OutputSender,
+) -> Result<()> {
+    log::info!(
+        "stream '{}': starting FULL_TABLE sync of {} columns in {} chunks ({} left, about {} rows)",
+        run.plan.stream_id,
+        run.plan.columns.len(),
+        chunks.len(),
+        chunks.iter().filter(|(_, d)| !d).count(),
+        run.plan
+            .row_estimate
+            .map_or("?".to_string(), |n| n.to_string())
+    );
+    ft.start(out, Some(chunks))
+}
