@@ -196,12 +196,13 @@ pub(crate) fn dump_error(e: mysql::Error, from: &DumpFrom) -> Error {
             "the binary log that holds the transactions after it was probably purged, or it holds transactions this server does not have"
         }
     };
-    match &e {
-        mysql::Error::MySqlError(se) if se.code == 1236 => Error::runtime(format!(
+    use crate::source::errors::{classify, Class};
+    match (&e, classify(&e)) {
+        (mysql::Error::MySqlError(se), Class::BinlogGone) => Error::runtime(format!(
             "binlog: the server cannot serve {from} ({}): {what}. Re-snapshot the LOG_BASED streams: remove their bookmarks from the state and run again",
             se.message
         )),
-        mysql::Error::MySqlError(se) if matches!(se.code, 1227 | 1045 | 1044) => Error::runtime(format!(
+        (mysql::Error::MySqlError(se), Class::Denied) => Error::runtime(format!(
             "binlog: reading the binary log needs the REPLICATION SLAVE (and REPLICATION CLIENT) privilege: {}",
             se.message
         )),

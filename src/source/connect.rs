@@ -119,7 +119,7 @@ impl Connector {
                 Ok(conn) => return Ok(conn),
                 Err(e) => {
                     let permanent = match &e {
-                        Error::Mysql { source, .. } => is_permanent(source),
+                        Error::Mysql { source, .. } => super::errors::never_retry(source),
                         _ => true,
                     };
                     if permanent || attempt >= self.retries {
@@ -220,41 +220,6 @@ impl Connector {
             );
         }
         Ok(())
-    }
-}
-
-/// Errors that another attempt cannot fix.
-pub(crate) fn is_permanent(e: &mysql::Error) -> bool {
-    match e {
-        mysql::Error::MySqlError(se) => matches!(
-            se.code,
-            1044 // access denied to database
-            | 1045 // access denied (password)
-            | 1049 // unknown database
-            | 1130 // host not allowed
-            | 1251 // client does not support auth protocol
-            | 1698 // access denied (unix socket auth)
-            | 3159 // secure transport required
-            | 1227 // missing privilege
-            | 1142 | 1143 // table/column access denied
-            | 1146 // table does not exist
-            | 1064 // syntax
-        ),
-        mysql::Error::DriverError(d) => matches!(
-            d,
-            mysql::DriverError::TlsNotSupported
-                | mysql::DriverError::UnknownAuthPlugin(_)
-                | mysql::DriverError::CleartextPluginDisabled
-                | mysql::DriverError::OldMysqlPasswordDisabled
-        ),
-        mysql::Error::TlsError(_) | mysql::Error::UrlError(_) => true,
-        // rustls reports a rejected server certificate through the packet codec.
-        mysql::Error::CodecError(c) => c.to_string().contains("certificate"),
-        mysql::Error::IoError(io) => {
-            // rustls reports certificate problems as InvalidData io errors.
-            io.kind() == std::io::ErrorKind::InvalidData
-        }
-        _ => false,
     }
 }
 

@@ -529,7 +529,7 @@ pub(crate) fn read_coords(conn: &mut Conn, server: &ServerInfo) -> Result<Option
     let mut at = match show_status(conn, server) {
         Ok(Some(at)) => at,
         Ok(None) => return Ok(None),
-        Err(mysql::Error::MySqlError(e)) if matches!(e.code, 1227 | 1044 | 1045) => {
+        Err(e) if super::errors::classify(&e) == super::errors::Class::Denied => {
             // Only LOG_BASED needs coordinates; the others read fine without them.
             log::info!(
                 "snapshot: binlog coordinates unavailable ({sql} needs REPLICATION CLIENT / BINLOG MONITOR): fine for FULL_TABLE and INCREMENTAL"
