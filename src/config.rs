@@ -83,7 +83,7 @@ impl PemSource {
     }
 }
 
-/// How column types map to Singer types (see TYPES.md).
+/// How column types map to Singer types (the README's "Type mapping").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TypeOptions {
     /// `tinyint(1)` as boolean.

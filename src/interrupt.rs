@@ -1,6 +1,6 @@
 //! SIGINT and SIGTERM stop a run cleanly: readers notice within 1024 rows (or one binlog
 //! event), every complete message already produced is written, each reader records its last
-//! written row behind them (`sync::rows`), a final STATE covering exactly the written rows
+//! written row behind them (`read::rows`), a final STATE covering exactly the written rows
 //! follows, and the process exits with 128 + the signal number.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

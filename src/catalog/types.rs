@@ -1,5 +1,5 @@
 //! Column types: from `information_schema` to a [`ColumnKind`], and from a kind to the JSON
-//! Schema of ../shared/TYPES.md (the contract; docs/TYPES.md in this repo mirrors it).
+//! Schema the README's "Type mapping" section lists (the type contract).
 //!
 //! The kind is decided once per column, at discovery or plan time; encoders are chosen from it,
 //! never per row.

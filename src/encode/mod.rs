@@ -3,7 +3,7 @@
 //! Promises:
 //! - An encoder is chosen once per column from its [`ColumnKind`]; encoding a row is a loop of
 //!   appends into one reusable buffer, with no allocation for the common types.
-//! - Values follow TYPES.md exactly: integers and decimals keep every digit (never through f64),
+//! - Values follow the README's type mapping exactly: integers and decimals keep every digit (never through f64),
 //!   zero or invalid dates become `null` (counted), binary is base64, JSON is embedded as JSON.
 //! - The output is always one line: JSON documents have their raw line breaks (which can only be
 //!   insignificant whitespace in valid JSON) turned into spaces.
@@ -81,7 +81,8 @@ impl Encoder {
 pub(crate) struct ColumnWarnings {
     /// Zero or invalid dates emitted as null.
     pub invalid_dates: u64,
-    /// Text that was not valid UTF-8 (emitted with U+FFFD replacements).
+    /// Text that was not valid UTF-8: fatal, the run stops before anything holding it is
+    /// written (`StreamPlan::check_text`).
     pub invalid_utf8: u64,
     /// JSON column text that was not valid JSON (emitted as a string).
     pub invalid_json: u64,
@@ -99,10 +100,7 @@ impl ColumnWarnings {
     pub(crate) fn describe(&self) -> String {
         [
             (self.invalid_dates, "zero or invalid dates emitted as null"),
-            (
-                self.invalid_utf8,
-                "texts with invalid UTF-8 emitted with U+FFFD",
-            ),
+            (self.invalid_utf8, "texts with invalid UTF-8 (not written)"),
             (
                 self.invalid_json,
                 "invalid JSON documents emitted as strings",
