@@ -426,33 +426,40 @@ fn skip_if_exists(c: &[String], mut j: usize) -> usize {
     j
 }
 
+/// Words that start an ADD or DROP of something other than a column.
+fn is_non_column(w: &str) -> bool {
+    matches!(
+        w,
+        "INDEX"
+            | "KEY"
+            | "PRIMARY"
+            | "UNIQUE"
+            | "FULLTEXT"
+            | "SPATIAL"
+            | "CONSTRAINT"
+            | "FOREIGN"
+            | "CHECK"
+            | "PARTITION"
+    )
+}
+
+/// Where the column of an ADD or DROP clause starts (past `COLUMN` and `IF [NOT] EXISTS`), or
+/// None when the clause adds or drops something other than a column.
+fn column_operand(c: &[String], second_word: &str) -> Option<usize> {
+    if is_non_column(second_word) {
+        return None;
+    }
+    let j = if kw(c.get(1), "COLUMN") { 2 } else { 1 };
+    Some(skip_if_exists(c, j))
+}
+
 fn apply_clause(model: &mut Vec<String>, c: &[String]) -> Option<()> {
     let word = |j: usize| c.get(j).map(|t| t.to_ascii_uppercase()).unwrap_or_default();
-    let is_non_column = |w: &str| {
-        matches!(
-            w,
-            "INDEX"
-                | "KEY"
-                | "PRIMARY"
-                | "UNIQUE"
-                | "FULLTEXT"
-                | "SPATIAL"
-                | "CONSTRAINT"
-                | "FOREIGN"
-                | "CHECK"
-                | "PARTITION"
-        )
-    };
     match word(0).as_str() {
         "ADD" => {
-            let mut j = 1;
-            if is_non_column(&word(j)) {
+            let Some(j) = column_operand(c, &word(1)) else {
                 return Some(());
-            }
-            if kw(c.get(j), "COLUMN") {
-                j += 1;
-            }
-            j = skip_if_exists(c, j);
+            };
             if c.get(j).map(String::as_str) == Some("(") {
                 // ADD (col def, col def, ...): appended in order
                 let inner = c.get(j + 1..c.len().saturating_sub(1)).unwrap_or(&[]);
@@ -479,14 +486,9 @@ fn apply_clause(model: &mut Vec<String>, c: &[String]) -> Option<()> {
             Some(())
         }
         "DROP" => {
-            let mut j = 1;
-            if is_non_column(&word(j)) {
+            let Some(j) = column_operand(c, &word(1)) else {
                 return Some(());
-            }
-            if kw(c.get(j), "COLUMN") {
-                j += 1;
-            }
-            j = skip_if_exists(c, j);
+            };
             let name = ident(c.get(j)?);
             model.retain(|m| !m.eq_ignore_ascii_case(&name));
             Some(())

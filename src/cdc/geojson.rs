@@ -119,26 +119,28 @@ fn point(r: &mut Reader<'_>, le: bool, out: &mut String) -> Result<(), String> {
 }
 
 fn points(r: &mut Reader<'_>, le: bool, out: &mut String) -> Result<(), String> {
-    let n = r.count(le, 16)?;
-    out.push('[');
-    for i in 0..n {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        point(r, le, out)?;
-    }
-    out.push(']');
-    Ok(())
+    list(r, le, out, 16, point)
 }
 
 fn rings(r: &mut Reader<'_>, le: bool, out: &mut String) -> Result<(), String> {
-    let n = r.count(le, 4)?;
+    list(r, le, out, 4, points)
+}
+
+/// A counted WKB list (`min_item` bytes at least per item) as a JSON array of `item`s.
+fn list(
+    r: &mut Reader<'_>,
+    le: bool,
+    out: &mut String,
+    min_item: usize,
+    item: fn(&mut Reader<'_>, bool, &mut String) -> Result<(), String>,
+) -> Result<(), String> {
+    let n = r.count(le, min_item)?;
     out.push('[');
     for i in 0..n {
         if i > 0 {
             out.push_str(", ");
         }
-        points(r, le, out)?;
+        item(r, le, out)?;
     }
     out.push(']');
     Ok(())

@@ -84,13 +84,9 @@ pub(crate) fn read_rows(
         ..
     } = emit;
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
-    log::debug!("stream '{}': {sql}", plan.stream_id);
-    let mut result = match conn.query_iter(sql) {
+    let mut result = match open_query(conn, sql, plan)? {
         Ok(r) => r,
-        Err(e) if crate::source::errors::connection_lost(&e) => {
-            return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e)))
-        }
-        Err(e) => return Err(Error::mysql(ctx(), e)),
+        Err(dropped) => return Ok(dropped),
     };
     let mut dropped = None;
     let encoders: Vec<_> = plan.columns.iter().map(|c| c.encoder).collect();
@@ -219,13 +215,9 @@ fn read_rows_batch(
     mut checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
 ) -> Result<ReadOutcome> {
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
-    log::debug!("stream '{}': {sql}", plan.stream_id);
-    let mut result = match conn.query_iter(sql) {
+    let mut result = match open_query(conn, sql, plan)? {
         Ok(r) => r,
-        Err(e) if crate::source::errors::connection_lost(&e) => {
-            return Ok(ReadOutcome::dropped(Error::mysql(ctx(), e)))
-        }
-        Err(e) => return Err(Error::mysql(ctx(), e)),
+        Err(dropped) => return Ok(dropped),
     };
     let mut dropped = None;
     let mut warnings = vec![ColumnWarnings::default(); plan.columns.len()];
@@ -262,6 +254,24 @@ fn read_rows_batch(
         last_row,
         dropped,
     })
+}
+
+/// Starts streaming `sql`; a connection lost before the first row is a dropped read (resumed
+/// by the caller on a new connection), any other error fails it.
+fn open_query<'c>(
+    conn: &'c mut Conn,
+    sql: &str,
+    plan: &StreamPlan,
+) -> Result<std::result::Result<mysql::QueryResult<'c, 'c, 'c, mysql::Text>, ReadOutcome>> {
+    log::debug!("stream '{}': {sql}", plan.stream_id);
+    let ctx = || format!("stream '{}': reading rows", plan.stream_id);
+    match conn.query_iter(sql) {
+        Ok(r) => Ok(Ok(r)),
+        Err(e) if crate::source::errors::connection_lost(&e) => {
+            Ok(Err(ReadOutcome::dropped(Error::mysql(ctx(), e))))
+        }
+        Err(e) => Err(Error::mysql(ctx(), e)),
+    }
 }
 
 #[cfg(test)]
