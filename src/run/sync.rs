@@ -28,11 +28,11 @@ use crate::error::{Error, Result};
 use crate::plan::{Method, StreamPlan};
 use crate::read::full_table::FullTable;
 use crate::read::rows::Cadence;
-use crate::singer::state::State;
 use crate::singer::time::format_rfc3339;
 use crate::sink::record::{OutputSender, Writer};
 use crate::source::connect::Connector;
 use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
+use crate::state::State;
 
 use super::workers::{plan_chunks, queue_jobs, run_workers, ChunkPlan, RunCtx, StreamRun};
 

@@ -17,8 +17,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::singer::state::State;
 use crate::sink::batch::FinishedFile;
+use crate::state::State;
 
 /// Size at which a worker hands its buffer to the writer.
 pub(crate) const BUFFER_BYTES: usize = 256 * 1024;
