@@ -27,6 +27,7 @@ mod run;
 mod singer;
 mod sink;
 mod source;
+mod state;
 
 pub use error::{Error, Result};
 pub use run::run;
@@ -44,6 +45,6 @@ pub mod testing {
     pub use crate::cdc::mariadb::gtid_event as mariadb_gtid_event;
     pub use crate::cdc::values::{text_bytes, ColumnDecoding};
     pub use crate::config::{Config, CONFIG_SCHEMA};
-    pub use crate::singer::state::State;
     pub use crate::singer::time::civil_from_days;
+    pub use crate::state::State;
 }

@@ -49,7 +49,7 @@ use crate::singer::messages::activate_version_message;
 use crate::sink::record::{OutputSender, StateLine, BUFFER_BYTES};
 use crate::source::connect::{Connector, ServerInfo};
 use crate::source::snapshot::{read_coords, BinlogCoords};
-use serde_json::{Map, Value};
+use crate::state::Bookmark;
 
 /// Settings of a binlog read.
 pub(crate) struct CdcOptions<'a> {
@@ -226,7 +226,7 @@ fn plan_start(
 
 /// A stream bookmark's `gtid` ("" when the server had no GTID transaction at that point).
 fn stream_gtid(s: &CdcStream) -> Option<&str> {
-    s.bookmark.get("gtid").and_then(serde_json::Value::as_str)
+    s.bookmark.binlog().gtid()
 }
 
 fn names(ids: &[&str]) -> String {
@@ -747,7 +747,7 @@ impl Session<'_, '_> {
     /// remove every row of older versions), then records with the new version.
     fn new_version(&mut self, idx: usize, why: &str, pos: &Position) -> Result<()> {
         let s = &mut self.streams[idx];
-        let version = next_version(s.version);
+        let version = crate::state::next_version(s.version, crate::singer::time::now_millis());
         s.version = Some(version);
         s.reframe(self.opts.time_extracted);
         self.buf
@@ -958,11 +958,6 @@ fn value_error(s: &CdcStream, ci: usize, pos: &Position, e: String) -> Error {
     ))
 }
 
-/// A table version after `old`: milliseconds since the epoch, always greater than `old`.
-pub(crate) fn next_version(old: Option<u64>) -> u64 {
-    crate::singer::time::now_millis().max(old.map_or(0, |v| v + 1))
-}
-
 /// Moves every stream that is behind to the end position (streams marked for a re-snapshot
 /// keep the bookmark that asks for it).
 fn finish(
@@ -993,7 +988,7 @@ fn finish(
 
 /// New bookmarks of several streams at one binlog position, as one STATE line: a resume from
 /// any STATE then finds every stream a transaction touched on the same side of it.
-fn send_bookmarks(out: &OutputSender, moved: Vec<(String, Map<String, Value>)>) -> Result<()> {
+fn send_bookmarks(out: &OutputSender, moved: Vec<(String, Bookmark)>) -> Result<()> {
     let last = moved.len().saturating_sub(1);
     for (i, (stream, b)) in moved.into_iter().enumerate() {
         let line = if i == last {
@@ -1028,17 +1023,4 @@ fn finish_gtid(
         }
     }
     send_bookmarks(out, moved)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_always_grow() {
-        let now = crate::singer::time::now_millis();
-        assert!(next_version(None) >= now);
-        assert_eq!(next_version(Some(u64::MAX / 2)), u64::MAX / 2 + 1);
-        assert!(next_version(Some(1)) >= now);
-    }
 }

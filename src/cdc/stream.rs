@@ -3,7 +3,6 @@
 //! snapshot (it can no longer be followed from the binlog).
 
 use mysql::Conn;
-use serde_json::{json, Map, Value};
 
 use super::values::ColumnDecoding;
 use crate::catalog::discover::{discover_tables, TableInfo};
@@ -15,6 +14,7 @@ use crate::plan::StreamPlan;
 use crate::singer::messages::{schema_message, RecordFrame};
 use crate::sink::record::OutputSender;
 use crate::source::connect::ServerInfo;
+use crate::state::{BinlogAt, Bookmark};
 
 use super::gtid::binlog_file_order;
 
@@ -53,13 +53,9 @@ pub(crate) enum ModelState {
 
 impl ModelState {
     /// From a bookmark's `columns`.
-    pub(crate) fn from_bookmark(b: &Map<String, Value>) -> ModelState {
-        match b.get("columns").and_then(Value::as_array) {
-            Some(a) => ModelState::Known(
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-            ),
+    pub(crate) fn from_bookmark(b: &Bookmark) -> ModelState {
+        match b.binlog().columns() {
+            Some(c) => ModelState::Known(c.to_vec()),
             None => ModelState::Unseeded,
         }
     }
@@ -78,7 +74,7 @@ pub(crate) struct CdcStream {
     /// Decoding facts per selected column.
     pub decodings: Vec<ColumnDecoding>,
     /// The bookmark (at the start of the run, then at each transaction that changed it).
-    pub bookmark: Map<String, Value>,
+    pub bookmark: Bookmark,
     /// Where the bookmark stood at the start of the run: events up to it are already sent.
     pub start: Option<Position>,
     /// The table version its records carry (from the initial load; a TRUNCATE, a DROP or a
@@ -102,12 +98,12 @@ impl CdcStream {
     pub(crate) fn new(
         plan: StreamPlan,
         table: Option<&TableInfo>,
-        bookmark: Map<String, Value>,
+        bookmark: Bookmark,
         time_extracted: &str,
     ) -> CdcStream {
-        let version = bookmark.get("version").and_then(Value::as_u64);
+        let version = bookmark.version();
         let start = bookmark_position(&bookmark);
-        let dropped = bookmark.contains_key("dropped");
+        let dropped = bookmark.binlog().is_dropped();
         let mut s = CdcStream {
             table_columns: table
                 .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
@@ -154,23 +150,9 @@ impl CdcStream {
 
     /// The bookmark at `file`:`pos`. A stream to be re-snapshotted gets a bookmark without a
     /// position, so the next load re-reads it (with a new version) whenever that happens.
-    pub(crate) fn bookmark_at(
-        &self,
-        file: &str,
-        pos: u64,
-        gtid: Option<String>,
-    ) -> Map<String, Value> {
-        let mut b = self.bookmark.clone();
-        if let Some(v) = self.version {
-            b.insert("version".into(), json!(v));
-        }
+    pub(crate) fn bookmark_at(&self, file: &str, pos: u64, gtid: Option<String>) -> Bookmark {
         if let Some(why) = &self.resnapshot {
-            return resnapshot_bookmark(b, why);
-        }
-        if self.dropped {
-            b.insert("dropped".into(), json!(true));
-        } else {
-            b.remove("dropped");
+            return self.bookmark.resnapshot(why, self.version);
         }
         // The column order at this position, for servers that log no column names.
         let columns = match &self.model {
@@ -178,16 +160,14 @@ impl CdcStream {
             ModelState::Unseeded => Some(self.table_columns.clone()),
             ModelState::Lost => None,
         };
-        match columns {
-            Some(c) => b.insert("columns".into(), json!(c)),
-            None => b.remove("columns"),
-        };
-        b.insert("log_file".into(), json!(file));
-        b.insert("log_pos".into(), json!(pos));
-        if let Some(g) = gtid {
-            b.insert("gtid".into(), json!(g));
-        }
-        b
+        self.bookmark.advanced(BinlogAt {
+            file,
+            pos,
+            gtid,
+            columns,
+            version: self.version,
+            dropped: self.dropped,
+        })
     }
 
     /// Whether events at `pos` are already covered by the bookmark the run started from.
@@ -198,21 +178,11 @@ impl CdcStream {
     }
 }
 
-/// A bookmark that asks for a re-snapshot: no binlog position (so the next load reads the
-/// table again, with a new version and its own snapshot position) and the reason.
-pub(crate) fn resnapshot_bookmark(mut b: Map<String, Value>, why: &str) -> Map<String, Value> {
-    for k in ["log_file", "log_pos", "gtid", "columns"] {
-        b.remove(k);
-    }
-    b.insert("initial_full_table_complete".into(), json!(true));
-    b.insert("resnapshot".into(), json!(why));
-    b
-}
-
-fn bookmark_position(b: &Map<String, Value>) -> Option<Position> {
+fn bookmark_position(b: &Bookmark) -> Option<Position> {
+    let (file, pos) = b.binlog().position()?;
     Some(Position {
-        file: b.get("log_file")?.as_str()?.to_string(),
-        pos: b.get("log_pos")?.as_u64()?,
+        file: file.to_string(),
+        pos,
     })
 }
 

@@ -1,8 +1,8 @@
 //! FULL_TABLE: the whole table, in key order, resumable after the last written key, with a
 //! table version that survives an interrupted run.
 //!
-//! State (pipelinewise-compatible): while in progress the bookmark holds `version`,
-//! `max_pk_values` and `last_pk_fetched`; when done, `version` and
+//! State (pipelinewise-compatible, the transitions in `crate::state`): while in progress the
+//! bookmark holds `version`, `max_pk_values` and `last_pk_fetched`; when done, `version` and
 //! `initial_full_table_complete: true`. A run that finds `max_pk_values` (or
 //! `last_pk_fetched`) in its bookmark resumes with the same version, so its final
 //! ACTIVATE_VERSION never deletes rows written before the interruption.
@@ -18,7 +18,7 @@
 
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::bookmark::{literal, value_from_cell};
 use super::rows::{read_rows, Emit};
@@ -29,6 +29,7 @@ use crate::singer::messages::{activate_version_message, schema_message, RecordFr
 use crate::singer::time::now_millis;
 use crate::sink::record::{OutputSender, StateLine};
 use crate::source::query::{qualified, quote_ident, tuple_compare};
+use crate::state::{BinlogStart, Bookmark, ChunkProgress, KeyValues};
 
 /// Bounds of one chunk on the first key column: `lo < key1 <= hi` (open ends when None).
 #[derive(Clone, Debug, PartialEq)]
@@ -47,31 +48,33 @@ pub(crate) struct ChunkWork {
     /// Its bounds.
     pub bounds: ChunkBounds,
     /// Resume after this key (from state).
-    pub after: Option<Map<String, Value>>,
+    pub after: Option<KeyValues>,
 }
 
 /// One FULL_TABLE sync of a stream, prepared.
 pub(crate) struct FullTable<'a> {
     plan: &'a StreamPlan,
-    bookmark: Map<String, Value>,
+    /// The stream's bookmark at the start of the run.
+    bookmark: Bookmark,
     version: u64,
     in_progress: bool,
     first_ever: bool,
     key_cols: Vec<String>,
-    max_pk: Option<Map<String, Value>>,
+    max_pk: Option<KeyValues>,
     empty: bool,
     activate: bool,
     /// A LOG_BASED re-snapshot (the bookmark asked for it).
     resnapshot: bool,
-    extra: Map<String, Value>,
+    /// LOG_BASED: where the binlog read continues once the load is done.
+    binlog_start: Option<BinlogStart>,
 }
 
 impl<'a> FullTable<'a> {
-    /// Keys kept in every bookmark of this sync (LOG_BASED: the binlog position CDC starts from
-    /// once the initial load is done; kept while it is in progress, so a resumed load still
-    /// starts CDC at the first snapshot's position).
-    pub(crate) fn with_extra(mut self, extra: Map<String, Value>) -> Self {
-        self.extra = extra;
+    /// LOG_BASED: the binlog position CDC starts from once the initial load is done, kept in
+    /// every bookmark of the load (so a resumed load still starts CDC at the first snapshot's
+    /// position).
+    pub(crate) fn with_binlog_start(mut self, start: BinlogStart) -> Self {
+        self.binlog_start = Some(start);
         self
     }
 
@@ -86,22 +89,13 @@ impl<'a> FullTable<'a> {
     pub(crate) fn prepare(
         conn: &mut Conn,
         plan: &'a StreamPlan,
-        bookmark: Map<String, Value>,
+        bookmark: Bookmark,
     ) -> Result<Self> {
-        let in_progress =
-            bookmark.contains_key("max_pk_values") || bookmark.contains_key("last_pk_fetched");
-        let first_ever = !bookmark
-            .get("initial_full_table_complete")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        // A new version is always greater than the last (a TRUNCATE in the binlog may have
-        // moved it past the clock).
-        let version = match bookmark.get("version").and_then(Value::as_u64) {
-            Some(v) if in_progress => v,
-            Some(v) => now_millis().max(v.saturating_add(1)),
-            None => now_millis(),
-        };
-        let resnapshot = bookmark.contains_key("resnapshot");
+        let load = bookmark.full_table();
+        let in_progress = load.in_progress();
+        let first_ever = !load.initial_load_complete();
+        let version = load.load_version(now_millis());
+        let resnapshot = bookmark.binlog().resnapshot_reason().is_some();
         let key_cols: Vec<String> = plan
             .resume_key
             .iter()
@@ -110,8 +104,8 @@ impl<'a> FullTable<'a> {
         let mut max_pk = None;
         let mut empty = false;
         if !key_cols.is_empty() {
-            max_pk = match bookmark.get("max_pk_values") {
-                Some(Value::Object(m)) if in_progress && !m.is_empty() => Some(m.clone()),
+            max_pk = match load.max_pk_values() {
+                Some(m) if in_progress && !m.is_empty() => Some(m.clone()),
                 _ => read_max_key(conn, plan, &key_cols)?,
             };
             empty = max_pk.is_none();
@@ -127,7 +121,7 @@ impl<'a> FullTable<'a> {
             empty,
             activate: true,
             resnapshot,
-            extra: Map::new(),
+            binlog_start: None,
         })
     }
 
@@ -141,7 +135,7 @@ impl<'a> FullTable<'a> {
         if !self.in_progress {
             return None;
         }
-        let chunks = self.bookmark.get("chunks")?.as_array()?;
+        let chunks = self.bookmark.full_table().chunks()?;
         Some(
             chunks
                 .iter()
@@ -150,47 +144,41 @@ impl<'a> FullTable<'a> {
                     let work = ChunkWork {
                         index,
                         bounds: ChunkBounds {
-                            lo: c.get("lo").cloned().filter(|v| !v.is_null()),
-                            hi: c.get("hi").cloned().filter(|v| !v.is_null()),
+                            lo: c.lo().cloned(),
+                            hi: c.hi().cloned(),
                         },
-                        after: c.get("last_pk_fetched").and_then(Value::as_object).cloned(),
+                        after: c.last_pk_fetched().cloned(),
                     };
-                    (
-                        work,
-                        c.get("done").and_then(Value::as_bool).unwrap_or(false),
-                    )
+                    (work, c.done())
                 })
                 .collect(),
         )
     }
 
     /// The in-progress bookmark, with `chunks` when chunked.
-    fn progress(&self, chunks: Option<&[(ChunkWork, bool)]>) -> Map<String, Value> {
-        let mut b = self.extra.clone();
-        b.insert("version".into(), json!(self.version));
-        b.insert(
-            "max_pk_values".into(),
-            Value::Object(self.max_pk.clone().unwrap_or_default()),
+    fn progress(&self, chunks: Option<&[(ChunkWork, bool)]>) -> Bookmark {
+        let mut b = self.bookmark.full_load(
+            self.version,
+            self.max_pk.as_ref(),
+            self.binlog_start.as_ref(),
         );
         if let Some(chunks) = chunks {
-            let list: Vec<Value> = chunks
-                .iter()
-                .map(|(w, done)| {
-                    let mut c = Map::new();
-                    c.insert("lo".into(), w.bounds.lo.clone().unwrap_or(Value::Null));
-                    c.insert("hi".into(), w.bounds.hi.clone().unwrap_or(Value::Null));
-                    if *done {
-                        c.insert("done".into(), json!(true));
-                    } else if let Some(a) = &w.after {
-                        c.insert("last_pk_fetched".into(), Value::Object(a.clone()));
-                    }
-                    Value::Object(c)
-                })
-                .collect();
-            b.insert("chunks".into(), Value::Array(list));
+            b.set_chunks(
+                chunks
+                    .iter()
+                    .map(|(w, done)| {
+                        ChunkProgress::new(
+                            w.bounds.lo.clone(),
+                            w.bounds.hi.clone(),
+                            *done,
+                            w.after.clone(),
+                        )
+                    })
+                    .collect(),
+            );
         } else if self.in_progress && self.resumable() {
-            if let Some(last) = self.bookmark.get("last_pk_fetched") {
-                b.insert("last_pk_fetched".into(), last.clone());
+            if let Some(last) = self.bookmark.full_table().last_pk_fetched() {
+                b.fetched_up_to(last.clone());
             }
         }
         b
@@ -230,10 +218,7 @@ impl<'a> FullTable<'a> {
             return Ok(0);
         }
         let after = if self.in_progress {
-            self.bookmark
-                .get("last_pk_fetched")
-                .and_then(Value::as_object)
-                .cloned()
+            self.bookmark.full_table().last_pk_fetched().cloned()
         } else {
             None
         };
@@ -247,10 +232,7 @@ impl<'a> FullTable<'a> {
         let base = self.progress(None);
         self.read(conn, emit, None, after.as_ref(), |row, line| {
             let mut b = base.clone();
-            b.insert(
-                "last_pk_fetched".into(),
-                Value::Object(last_key(self.plan, row)),
-            );
+            b.fetched_up_to(last_key(self.plan, row));
             emit.out.bookmark_with(id, b, Some(id), line)
         })
     }
@@ -285,7 +267,7 @@ impl<'a> FullTable<'a> {
         conn: &mut Conn,
         emit: Emit<'_>,
         chunk: Option<&ChunkBounds>,
-        after: Option<&Map<String, Value>>,
+        after: Option<&KeyValues>,
         checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
     ) -> Result<u64> {
         let plan = self.plan;
@@ -338,11 +320,7 @@ impl<'a> FullTable<'a> {
     }
 
     /// The SELECT for this sync, after `after`, within `chunk`, bounded by `max_pk_values`.
-    fn select_sql(
-        &self,
-        chunk: Option<&ChunkBounds>,
-        after: Option<&Map<String, Value>>,
-    ) -> Result<String> {
+    fn select_sql(&self, chunk: Option<&ChunkBounds>, after: Option<&KeyValues>) -> Result<String> {
         let plan = self.plan;
         let mut where_parts = Vec::new();
         if let Some(max) = &self.max_pk {
@@ -406,26 +384,9 @@ impl<'a> FullTable<'a> {
     /// Sends the final ACTIVATE_VERSION and the completed bookmark.
     pub(crate) fn finish(&self, out: &OutputSender) -> Result<()> {
         let id = &self.plan.stream_id;
-        let mut done = Map::new();
-        for (k, v) in &self.bookmark {
-            if !matches!(
-                k.as_str(),
-                "last_pk_fetched"
-                    | "max_pk_values"
-                    | "version"
-                    | "initial_full_table_complete"
-                    | "chunks"
-                    | "resnapshot"
-                    | "dropped"
-            ) {
-                done.insert(k.clone(), v.clone());
-            }
-        }
-        for (k, v) in &self.extra {
-            done.insert(k.clone(), v.clone());
-        }
-        done.insert("version".into(), json!(self.version));
-        done.insert("initial_full_table_complete".into(), json!(true));
+        let done = self
+            .bookmark
+            .load_complete(self.version, self.binlog_start.as_ref());
         if self.activate {
             out.send(activate_version_message(id, self.version))?;
         }
@@ -433,13 +394,13 @@ impl<'a> FullTable<'a> {
     }
 
     /// The greatest key (bounds chunk planning).
-    pub(crate) fn max_key(&self) -> Option<&Map<String, Value>> {
+    pub(crate) fn max_key(&self) -> Option<&KeyValues> {
         self.max_pk.as_ref()
     }
 }
 
 /// The key of a row as a bookmark object.
-fn last_key(plan: &StreamPlan, row: &Row) -> Map<String, Value> {
+fn last_key(plan: &StreamPlan, row: &Row) -> KeyValues {
     plan.resume_key
         .iter()
         .map(|&i| {
@@ -452,7 +413,7 @@ fn last_key(plan: &StreamPlan, row: &Row) -> Map<String, Value> {
         .collect()
 }
 
-fn key_literals(plan: &StreamPlan, values: &Map<String, Value>, what: &str) -> Result<Vec<String>> {
+fn key_literals(plan: &StreamPlan, values: &KeyValues, what: &str) -> Result<Vec<String>> {
     plan.resume_key
         .iter()
         .map(|&i| {
@@ -473,7 +434,7 @@ fn read_max_key(
     conn: &mut Conn,
     plan: &StreamPlan,
     key_cols: &[String],
-) -> Result<Option<Map<String, Value>>> {
+) -> Result<Option<KeyValues>> {
     let exprs: Vec<&str> = plan
         .resume_key
         .iter()

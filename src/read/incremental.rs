@@ -7,7 +7,7 @@
 //! NULL are read only by the first run (no bookmark yet); later runs cannot see them.
 
 use mysql::Conn;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::bookmark::{literal, value_from_cell};
 use super::rows::{read_rows, Emit};
@@ -16,12 +16,13 @@ use crate::error::{Error, Result};
 use crate::plan::StreamPlan;
 use crate::singer::messages::{schema_message, RecordFrame};
 use crate::source::query::{qualified, quote_ident};
+use crate::state::Bookmark;
 
 /// Syncs one INCREMENTAL stream.
 pub(crate) fn sync_incremental(
     conn: &mut Conn,
     plan: &StreamPlan,
-    mut bookmark: Map<String, Value>,
+    mut bookmark: Bookmark,
     emit: Emit<'_>,
 ) -> Result<u64> {
     let out = emit.out;
@@ -32,18 +33,8 @@ pub(crate) fn sync_incremental(
         )));
     };
     let rk_col = &plan.columns[rk_idx];
-    if bookmark
-        .get("replication_key")
-        .and_then(Value::as_str)
-        .is_some_and(|k| k != rk)
-    {
+    if bookmark.start_incremental(rk) {
         log::info!("stream '{id}': replication key changed to '{rk}': starting from the beginning");
-        bookmark.remove("replication_key_value");
-    }
-    bookmark.insert("replication_key".into(), json!(rk));
-    // A FULL_TABLE bookmark of the same stream must not linger.
-    for k in ["last_pk_fetched", "max_pk_values"] {
-        bookmark.remove(k);
     }
 
     out.send(schema_message(
@@ -74,10 +65,7 @@ pub(crate) fn sync_incremental(
         sql.push_str(&format!(" ORDER BY {qrk}"));
         Ok(sql)
     };
-    match bookmark
-        .get("replication_key_value")
-        .filter(|v| !v.is_null())
-    {
+    match bookmark.incremental().replication_key_value() {
         Some(v) => log::info!("stream '{id}': INCREMENTAL from {rk} >= {v}"),
         None => log::info!("stream '{id}': INCREMENTAL from the beginning (no bookmark)"),
     }
@@ -85,10 +73,7 @@ pub(crate) fn sync_incremental(
 
     let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
     let frame = RecordFrame::new(id, &names, None, emit.time_extracted);
-    let mut from = bookmark
-        .get("replication_key_value")
-        .filter(|v| !v.is_null())
-        .cloned();
+    let mut from = bookmark.incremental().replication_key_value().cloned();
     let mut total = 0u64;
     let mut attempts = 0u32;
     loop {
@@ -96,7 +81,7 @@ pub(crate) fn sync_incremental(
         let outcome = read_rows(conn, &sql, plan, &frame, emit, |row, line| {
             if let Some(v) = value_from_cell(&rk_col.kind, cell(row, rk_idx)) {
                 let mut b = bookmark.clone();
-                b.insert("replication_key_value".into(), v);
+                b.advance_replication_key(v);
                 out.bookmark_with(id, b, Some(id), line)?;
             }
             Ok(())
@@ -107,7 +92,7 @@ pub(crate) fn sync_incremental(
             .as_ref()
             .and_then(|row| value_from_cell(&rk_col.kind, cell(row, rk_idx)))
         {
-            bookmark.insert("replication_key_value".into(), v.clone());
+            bookmark.advance_replication_key(v.clone());
             from = Some(v);
         }
         let Some(e) = outcome.dropped else { break };

@@ -10,8 +10,8 @@ use crate::catalog::{discover, Catalog};
 use crate::cli::{AboutFormat, Cli};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::singer::state::State;
 use crate::source::connect::Connector;
+use crate::state::State;
 
 /// Runs the tap for parsed CLI arguments.
 pub fn run(cli: &Cli) -> Result<()> {

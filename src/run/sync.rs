@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use mysql::Conn;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::catalog::discover::discover_tables;
 use crate::catalog::Catalog;
@@ -28,11 +28,11 @@ use crate::error::{Error, Result};
 use crate::plan::{Method, StreamPlan};
 use crate::read::full_table::FullTable;
 use crate::read::rows::Cadence;
-use crate::singer::state::State;
-use crate::singer::time::format_rfc3339;
+use crate::singer::time::{format_rfc3339, now_millis};
 use crate::sink::record::{OutputSender, Writer};
 use crate::source::connect::Connector;
 use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
+use crate::state::{next_version, BinlogStart, Bookmark, State};
 
 use super::workers::{plan_chunks, queue_jobs, run_workers, ChunkPlan, RunCtx, StreamRun};
 
@@ -78,7 +78,7 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
         if !heal.is_empty() {
             let mut healing = state.clone();
             for (id, b) in heal {
-                healing.set_bookmark(id, b.clone());
+                healing.set_bookmark(id, b);
             }
             let ids: Vec<String> = heal.iter().map(|(id, _)| id.clone()).collect();
             log::info!(
@@ -118,7 +118,7 @@ struct Pass<'p> {
 }
 
 /// Streams to re-snapshot, with the bookmark that asks for it.
-type Resnapshots = Vec<(String, Map<String, Value>)>;
+type Resnapshots = Vec<(String, Bookmark)>;
 
 impl Pass<'_> {
     /// One pass: plan (only the streams in `only` when given), read every stream in its
@@ -144,7 +144,7 @@ impl Pass<'_> {
         }
         for id in planned.missing_log_based {
             if only.is_none_or(|o| o.contains(&id)) {
-                self.table_gone(&id, state.bookmark(&id))?;
+                self.table_gone(&id, state.bookmark(&id)?)?;
             }
         }
         // Only before the first pass: a later pass runs while this run's last BATCH messages
@@ -174,10 +174,10 @@ impl Pass<'_> {
                 )));
             }
         }
-        let mut bookmarks: HashMap<String, Map<String, Value>> = plans
+        let mut bookmarks = plans
             .iter()
-            .map(|p| (p.stream_id.clone(), state.bookmark(&p.stream_id)))
-            .collect();
+            .map(|p| Ok((p.stream_id.clone(), state.bookmark(&p.stream_id)?)))
+            .collect::<Result<HashMap<String, Bookmark>>>()?;
         purged_bookmarks(&mut conn, config, &plans, &mut bookmarks)?;
         // Resume the stream a previous run was in the middle of first.
         if let Some(current) = state.currently_syncing() {
@@ -205,7 +205,7 @@ impl Pass<'_> {
     /// catalog mistake. Else the table was dropped or renamed away: the first run to find it
     /// gone (the binlog reader did not see the DROP) starts a new, empty table version, so its
     /// rows go downstream too, and asks for a re-snapshot once the table is back.
-    fn table_gone(&self, id: &str, bookmark: Map<String, Value>) -> Result<()> {
+    fn table_gone(&self, id: &str, bookmark: Bookmark) -> Result<()> {
         let schema = self
             .catalog
             .and_then(|c| c.streams.iter().find(|s| s.tap_stream_id == id));
@@ -215,11 +215,10 @@ impl Pass<'_> {
             )));
         };
         log::warn!("stream '{id}': its table no longer exists on the server: skipped until it is back (then it is read again as a new table version)");
-        if bookmark.contains_key("dropped") {
+        if bookmark.binlog().is_dropped() {
             return Ok(()); // emptied downstream by an earlier run
         }
-        let old = bookmark.get("version").and_then(Value::as_u64);
-        let version = crate::cdc::reader::next_version(old);
+        let version = next_version(bookmark.version(), now_millis());
         let mut schema = stream.schema.clone();
         if let Some(p) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             p.insert(
@@ -243,10 +242,7 @@ impl Pass<'_> {
             id, version,
         ));
         self.out.send(msgs)?;
-        let mut b = crate::cdc::stream::resnapshot_bookmark(bookmark, "its table was dropped");
-        b.insert("version".into(), Value::from(version));
-        b.insert("dropped".into(), Value::from(true));
-        self.out.bookmark(id, b, None)
+        self.out.bookmark(id, bookmark.table_gone(version), None)
     }
 
     /// The worker connections: in one consistent snapshot of the tables in `loads` (with its
@@ -293,7 +289,7 @@ impl Pass<'_> {
         server: &crate::source::connect::ServerInfo,
         tables: &[crate::catalog::discover::TableInfo],
         plans: &[StreamPlan],
-        bookmarks: &HashMap<String, Map<String, Value>>,
+        bookmarks: &HashMap<String, Bookmark>,
         chunk_plans: Vec<ChunkPlan>,
         max_workers: usize,
     ) -> Result<Resnapshots> {
@@ -332,7 +328,7 @@ impl Pass<'_> {
                 let ft = FullTable::prepare(&mut conns[0], p, bookmark.clone())?
                     .batch_mode(config.batch.is_some());
                 Some(if p.method == Method::LogBased {
-                    ft.with_extra(cdc_start(
+                    ft.with_binlog_start(cdc_start(
                         p,
                         &bookmark,
                         coords.as_ref(),
@@ -427,7 +423,7 @@ fn purged_bookmarks(
     conn: &mut Conn,
     config: &Config,
     plans: &[StreamPlan],
-    bookmarks: &mut HashMap<String, Map<String, Value>>,
+    bookmarks: &mut HashMap<String, Bookmark>,
 ) -> Result<()> {
     if config.use_gtid {
         return Ok(());
@@ -437,11 +433,7 @@ fn purged_bookmarks(
         let Some(b) = bookmarks.get_mut(&p.stream_id) else {
             continue;
         };
-        let Some(file) = b
-            .get("log_file")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
+        let Some(file) = b.binlog().log_file().map(str::to_string) else {
             continue;
         };
         let files = available.get_or_insert_with(|| crate::cdc::purge::available_files(conn));
@@ -462,25 +454,21 @@ fn purged_bookmarks(
             "stream '{}': {why}: its table is re-read through a fresh snapshot as a new table version (auto_resnapshot)",
             p.stream_id
         );
-        *b = crate::cdc::stream::resnapshot_bookmark(std::mem::take(b), &why);
+        *b = b.resnapshot(&why, None);
     }
     Ok(())
 }
 
 /// Where a stream resumes, for its start line (empty when it starts from the beginning).
-pub(super) fn resume_point(
-    plan: &StreamPlan,
-    bookmark: &Map<String, Value>,
-    loading: bool,
-) -> String {
-    let value = |k: &str| bookmark.get(k).filter(|v| !v.is_null());
+pub(super) fn resume_point(plan: &StreamPlan, bookmark: &Bookmark, loading: bool) -> String {
     if loading {
-        if let Some(last) = value("last_pk_fetched") {
-            return format!(", resuming after key {last}");
+        if let Some(last) = bookmark.full_table().last_pk_fetched() {
+            return format!(", resuming after key {}", Value::Object(last.clone()));
         }
         return String::new();
     }
-    match (plan.replication_key_name(), value("replication_key_value")) {
+    let value = bookmark.incremental().replication_key_value();
+    match (plan.replication_key_name(), value) {
         (Some(k), Some(v)) => format!(", resuming at {k} >= {v}"),
         _ => String::new(),
     }
@@ -488,18 +476,11 @@ pub(super) fn resume_point(
 
 /// Whether a stream is (still) in a full table load: FULL_TABLE always, LOG_BASED until its
 /// initial load completed with a binlog position to continue from.
-pub(super) fn full_load(p: &StreamPlan, bookmark: &Map<String, Value>) -> bool {
+pub(super) fn full_load(p: &StreamPlan, bookmark: &Bookmark) -> bool {
     match p.method {
         Method::FullTable => true,
         Method::Incremental => false,
-        Method::LogBased => {
-            let has_position =
-                bookmark.get("log_file").is_some() && bookmark.get("log_pos").is_some();
-            let loading = ["max_pk_values", "last_pk_fetched", "chunks"]
-                .iter()
-                .any(|k| bookmark.contains_key(*k));
-            !has_position || loading
-        }
+        Method::LogBased => bookmark.needs_initial_load(),
     }
 }
 
@@ -507,20 +488,12 @@ pub(super) fn full_load(p: &StreamPlan, bookmark: &Map<String, Value>) -> bool {
 /// already in its bookmark (an interrupted load), else this run's snapshot coordinates.
 fn cdc_start(
     p: &StreamPlan,
-    bookmark: &Map<String, Value>,
+    bookmark: &Bookmark,
     coords: Option<&BinlogCoords>,
     table_columns: Vec<String>,
-) -> Result<Map<String, Value>> {
-    let mut m = Map::new();
-    if let (Some(f), Some(pos)) = (bookmark.get("log_file"), bookmark.get("log_pos")) {
-        m.insert("log_file".into(), f.clone());
-        m.insert("log_pos".into(), pos.clone());
-        for k in ["gtid", "columns"] {
-            if let Some(v) = bookmark.get(k) {
-                m.insert(k.into(), v.clone());
-            }
-        }
-        return Ok(m);
+) -> Result<BinlogStart> {
+    if let Some(start) = bookmark.binlog_start() {
+        return Ok(start);
     }
     let c = coords.ok_or_else(|| {
         Error::runtime(format!(
@@ -528,14 +501,13 @@ fn cdc_start(
             p.stream_id
         ))
     })?;
-    m.insert("log_file".into(), Value::from(c.file.clone()));
-    m.insert("log_pos".into(), Value::from(c.position));
-    if let Some(g) = &c.gtid {
-        m.insert("gtid".into(), Value::from(g.clone()));
-    }
     // The column order at the snapshot, for binlogs without column names (see cdc/ddl.rs).
-    m.insert("columns".into(), Value::from(table_columns));
-    Ok(m)
+    Ok(BinlogStart::new(
+        c.file.clone(),
+        c.position,
+        c.gtid.clone(),
+        table_columns,
+    ))
 }
 
 /// The databases a catalog's selected streams live in.

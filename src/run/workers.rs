@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use mysql::Conn;
-use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -15,6 +14,7 @@ use crate::read::full_table::{ChunkWork, FullTable};
 use crate::read::rows::{Cadence, Emit};
 use crate::sink::record::OutputSender;
 use crate::source::connect::Connector;
+use crate::state::Bookmark;
 
 use super::sync::{full_load, resume_point};
 
@@ -32,7 +32,7 @@ pub(super) enum Job {
 /// Per-stream shared state of a run.
 pub(super) struct StreamRun<'a> {
     pub(super) plan: &'a StreamPlan,
-    pub(super) bookmark: Map<String, Value>,
+    pub(super) bookmark: Bookmark,
     pub(super) full: Option<FullTable<'a>>,
     pub(super) chunks_left: AtomicUsize,
     pub(super) rows: AtomicUsize,
@@ -44,7 +44,7 @@ pub(super) fn plan_chunks(
     conn: &mut Conn,
     config: &Config,
     plans: &[StreamPlan],
-    bookmarks: &HashMap<String, Map<String, Value>>,
+    bookmarks: &HashMap<String, Bookmark>,
     max_workers: usize,
 ) -> Result<Vec<ChunkPlan>> {
     let mut chunk_plans = Vec::with_capacity(plans.len());

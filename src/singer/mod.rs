@@ -1,5 +1,4 @@
-//! Singer protocol pieces: time formatting, messages, state.
+//! Singer protocol pieces: time formatting, messages (the state is `crate::state`).
 
 pub(crate) mod messages;
-pub(crate) mod state;
 pub(crate) mod time;

