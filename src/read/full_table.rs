@@ -130,12 +130,14 @@ impl<'a> FullTable<'a> {
         !self.key_cols.is_empty()
     }
 
-    /// Chunks recorded in the bookmark by an interrupted chunked run, with their progress.
-    pub(crate) fn recorded_chunks(&self) -> Option<Vec<(ChunkWork, bool)>> {
-        if !self.in_progress {
+    /// Chunks recorded in `bookmark` by an interrupted chunked run, with their progress (read
+    /// without the server: a resumed run reuses them as they are).
+    pub(crate) fn recorded_chunks(bookmark: &Bookmark) -> Option<Vec<(ChunkWork, bool)>> {
+        let load = bookmark.full_table();
+        if !load.in_progress() {
             return None;
         }
-        let chunks = self.bookmark.full_table().chunks()?;
+        let chunks = load.chunks()?;
         Some(
             chunks
                 .iter()

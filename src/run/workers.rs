@@ -52,10 +52,12 @@ pub(super) fn plan_chunks(
         let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
         let mut chunks = None;
         if full_load(p, &bookmark) && !p.resume_key.is_empty() {
-            let ft = FullTable::prepare(conn, p, bookmark)?;
-            chunks = ft.recorded_chunks();
+            chunks = FullTable::recorded_chunks(&bookmark);
             let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
             if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
+                // The greatest key bounds the chunks; the load reads it again inside the
+                // snapshot (boundaries only need to be roughly right).
+                let ft = FullTable::prepare(conn, p, bookmark)?;
                 if let Some(max) = ft.max_key() {
                     chunks = crate::read::chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(
                         |list| {
