@@ -93,3 +93,64 @@ pub fn settings_table(schema: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_document_carries_the_config_schema() {
+        let doc = about_json();
+        assert_eq!(doc["name"], "tap-mysql");
+        assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(doc["description"], env!("CARGO_PKG_DESCRIPTION"));
+        assert_eq!(doc["capabilities"], json!(CAPABILITIES));
+        let schema: Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        assert_eq!(doc["settings"], schema);
+        assert!(doc["settings"]["properties"]["host"].is_object());
+    }
+
+    #[test]
+    fn settings_table_rows() {
+        let schema = json!({
+            "required": ["host"],
+            "properties": {
+                "host": {"type": "string", "default": "localhost", "description": "Host."},
+                "ssl": {"type": ["boolean", "string"], "default": false, "description": "TLS."},
+                "mode": {"type": "string", "enum": ["a", "b"], "description": "Mode."},
+                "password": {"type": "string", "secret": true, "description": "a|b"},
+                "bare": {}
+            }
+        });
+        assert_eq!(
+            settings_table(&schema),
+            "| Setting | Required | Type | Default | Description |\n\
+             |---|---|---|---|---|\n\
+             | `host` | yes | string | `\"localhost\"` | Host. |\n\
+             | `ssl` |  | boolean or string | `false` | TLS. |\n\
+             | `mode` |  | string |  | Mode. One of `\"a\"`, `\"b\"`. |\n\
+             | `password` |  | string |  | a\\|b (secret) |\n\
+             | `bare` |  |  |  |  |\n"
+        );
+        assert_eq!(
+            settings_table(&json!({})),
+            "| Setting | Required | Type | Default | Description |\n|---|---|---|---|---|\n"
+        );
+    }
+
+    #[test]
+    fn the_markdown_page_lists_capabilities_and_every_setting() {
+        let md = about_markdown();
+        assert!(md.starts_with(&format!("# tap-mysql {}\n\n", env!("CARGO_PKG_VERSION"))));
+        for c in CAPABILITIES {
+            assert!(md.contains(&format!("* `{c}`\n")), "{c}");
+        }
+        let schema: Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        for name in schema["properties"].as_object().unwrap().keys() {
+            assert!(md.contains(&format!("| `{name}` |")), "{name}");
+        }
+        assert!(md.contains("| `password` |"));
+        assert!(md.contains("(secret)"));
+        assert!(md.ends_with("which overrides the config files.\n"));
+    }
+}

@@ -116,3 +116,111 @@ fn describe_mysql(e: &mysql::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: u16, state: &str, message: &str) -> mysql::Error {
+        mysql::Error::MySqlError(mysql::MySqlError {
+            state: state.into(),
+            message: message.into(),
+            code,
+        })
+    }
+
+    fn io(kind: std::io::ErrorKind, text: &str) -> std::io::Error {
+        std::io::Error::new(kind, text)
+    }
+
+    #[test]
+    fn exit_codes() {
+        use std::io::ErrorKind::NotFound;
+        assert_eq!(Error::usage("x").exit_code(), 2);
+        assert_eq!(Error::runtime("x").exit_code(), 1);
+        assert_eq!(Error::io("x", io(NotFound, "y")).exit_code(), 1);
+        assert_eq!(Error::mysql("x", server(1045, "28000", "y")).exit_code(), 1);
+        assert_eq!(Error::Cancelled.exit_code(), 1);
+        assert_eq!(
+            Error::Interrupted(signal_hook::consts::SIGINT).exit_code(),
+            130
+        );
+        assert_eq!(
+            Error::Interrupted(signal_hook::consts::SIGTERM).exit_code(),
+            143
+        );
+    }
+
+    #[test]
+    fn messages_render_on_one_line() {
+        use std::io::ErrorKind::{ConnectionRefused, InvalidData, NotFound};
+        let cases = [
+            (Error::usage("bad config"), "bad config".to_string()),
+            (
+                Error::io("reading state.json", io(NotFound, "no such file")),
+                "reading state.json: no such file".to_string(),
+            ),
+            (
+                Error::mysql(
+                    "connecting",
+                    server(1045, "28000", "Access denied for user 'u'@'h'\n(using password: YES)\r"),
+                ),
+                "connecting: server error 1045 (28000): Access denied for user 'u'@'h' (using password: YES) "
+                    .to_string(),
+            ),
+            (
+                Error::mysql(
+                    "connecting",
+                    mysql::Error::DriverError(mysql::DriverError::TlsNotSupported),
+                ),
+                "connecting: TLS is required by the config (ssl) but the server does not offer TLS"
+                    .to_string(),
+            ),
+            (
+                Error::mysql("connecting", mysql::Error::IoError(io(ConnectionRefused, "refused"))),
+                "connecting: network error: refused".to_string(),
+            ),
+            (
+                Error::mysql(
+                    "connecting",
+                    mysql::Error::IoError(io(InvalidData, "invalid peer certificate: UnknownIssuer")),
+                ),
+                "connecting: network error: invalid peer certificate: UnknownIssuer (the server's TLS certificate was not accepted: set ssl_ca to the CA that signed it, connect with the host name it was issued for, or set ssl_verify to false for a self-signed server you trust)".to_string(),
+            ),
+            (Error::Cancelled, "cancelled".to_string()),
+            (
+                Error::Interrupted(signal_hook::consts::SIGTERM),
+                "stopped by SIGTERM: every complete message was written and the last STATE covers exactly the rows written".to_string(),
+            ),
+            (
+                Error::Interrupted(9),
+                "stopped by a signal: every complete message was written and the last STATE covers exactly the rows written".to_string(),
+            ),
+        ];
+        for (e, text) in cases {
+            let shown = e.to_string();
+            assert_eq!(shown, text);
+            assert!(!shown.contains(['\n', '\r']), "{shown:?}");
+        }
+        let driver = Error::mysql(
+            "reading",
+            mysql::Error::DriverError(mysql::DriverError::ConnectTimeout),
+        )
+        .to_string();
+        assert!(driver.starts_with("reading: ") && driver.len() > "reading: ".len());
+    }
+
+    #[test]
+    fn context_wraps_driver_results() {
+        let ok: std::result::Result<u8, mysql::Error> = Ok(3);
+        assert_eq!(ok.context("unused").unwrap(), 3);
+        let failed: std::result::Result<u8, mysql::Error> = Err(server(1146, "42S02", "no table"));
+        match failed.context(format_args!("stream '{}'", "a-b")) {
+            Err(Error::Mysql { context, source }) => {
+                assert_eq!(context, "stream 'a-b'");
+                assert!(matches!(source, mysql::Error::MySqlError(e) if e.code == 1146));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

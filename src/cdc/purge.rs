@@ -39,4 +39,23 @@ mod tests {
         assert!(!is_purged("bin.000009", &have), "ahead is another error");
         assert!(!is_purged("bin.000001", &[]));
     }
+
+    #[test]
+    fn files_compare_by_number_not_text() {
+        let have = vec!["bin.1000000".to_string(), "bin.1000001".to_string()];
+        assert!(is_purged("bin.999999", &have), "fewer digits, lower number");
+        assert!(!is_purged("bin.1000001", &have), "still there");
+        assert!(!is_purged("bin.1000002", &have));
+        let have = vec![
+            "bin.000005".to_string(),
+            "bin.000009".to_string(),
+            "bin.000010".to_string(),
+        ];
+        assert!(
+            !is_purged("bin.000007", &have),
+            "a gap after the oldest is not a purge"
+        );
+        assert!(!is_purged("bin.000010", &have));
+        assert!(is_purged("bin.000004", &have));
+    }
 }

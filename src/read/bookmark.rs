@@ -136,4 +136,256 @@ mod tests {
         };
         assert_eq!(literal(&text, &json!("a'b")).unwrap(), "_utf8mb4 X'612762'");
     }
+
+    fn int(unsigned: bool) -> ColumnKind {
+        ColumnKind::Integer {
+            width: IntWidth::Big,
+            unsigned,
+        }
+    }
+
+    #[test]
+    fn integer_cells_become_json_numbers() {
+        let i = int(false);
+        assert_eq!(value_from_cell(&i, None), None, "NULL");
+        assert_eq!(value_from_cell(&i, Some(b"0")), Some(json!(0)));
+        assert_eq!(value_from_cell(&i, Some(b"000")), Some(json!(0)));
+        assert_eq!(value_from_cell(&i, Some(b"-7")), Some(json!(-7)));
+        assert_eq!(
+            value_from_cell(&i, Some(b"-9223372036854775808")),
+            Some(json!(i64::MIN))
+        );
+        assert_eq!(
+            value_from_cell(&int(true), Some(b"9223372036854775808")),
+            Some(json!(9223372036854775808u64))
+        );
+        assert_eq!(
+            value_from_cell(&i, Some(b"99999999999999999999")),
+            Some(json!("99999999999999999999")),
+            "beyond u64: the exact text"
+        );
+        assert_eq!(value_from_cell(&i, Some(b"\xff")), None, "not UTF-8");
+        assert_eq!(
+            value_from_cell(&ColumnKind::Boolean, Some(b"1")),
+            Some(json!(1))
+        );
+        assert_eq!(
+            value_from_cell(&ColumnKind::Year, Some(b"2024")),
+            Some(json!(2024))
+        );
+        assert_eq!(
+            value_from_cell(&ColumnKind::Year, Some(b"0000")),
+            Some(json!(0))
+        );
+    }
+
+    #[test]
+    fn temporal_cells_and_zero_dates() {
+        let date = ColumnKind::Date;
+        assert_eq!(
+            value_from_cell(&date, Some(b"2024-02-29")),
+            Some(json!("2024-02-29"))
+        );
+        assert_eq!(value_from_cell(&date, Some(b"0000-00-00")), None);
+        assert_eq!(value_from_cell(&date, Some(b"2023-02-29")), None);
+        let ts = ColumnKind::Timestamp { fsp: 0 };
+        assert_eq!(
+            value_from_cell(&ts, Some(b"1970-01-01 00:00:01")),
+            Some(json!("1970-01-01T00:00:01+00:00"))
+        );
+        assert_eq!(value_from_cell(&ts, Some(b"2024-01-01 24:00:00")), None);
+        assert_eq!(
+            value_from_cell(&ColumnKind::Time { fsp: 3 }, Some(b"-838:59:59.000")),
+            Some(json!("-838:59:59.000"))
+        );
+    }
+
+    #[test]
+    fn other_cells_keep_the_exact_text_or_base64() {
+        let dec = ColumnKind::Decimal {
+            precision: 10,
+            scale: 2,
+        };
+        assert_eq!(value_from_cell(&dec, Some(b"-0.50")), Some(json!("-0.50")));
+        assert_eq!(
+            value_from_cell(&ColumnKind::Text { max_chars: None }, Some("é'".as_bytes())),
+            Some(json!("é'"))
+        );
+        assert_eq!(
+            value_from_cell(
+                &ColumnKind::Uuid,
+                Some(b"123e4567-e89b-12d3-a456-426614174000")
+            ),
+            Some(json!("123e4567-e89b-12d3-a456-426614174000"))
+        );
+        assert_eq!(
+            value_from_cell(&ColumnKind::Binary, Some(&[0, 255, 0x27])),
+            Some(json!("AP8n"))
+        );
+        assert_eq!(
+            value_from_cell(&ColumnKind::Binary, Some(b"")),
+            Some(json!(""))
+        );
+    }
+
+    #[test]
+    fn numeric_literals_accept_numbers_only() {
+        for kind in [
+            int(false),
+            ColumnKind::Boolean,
+            ColumnKind::Year,
+            ColumnKind::Float,
+            ColumnKind::Double,
+        ] {
+            assert_eq!(literal(&kind, &json!(42)).unwrap(), "42", "{kind:?}");
+            assert_eq!(literal(&kind, &json!("-42")).unwrap(), "-42");
+        }
+        assert_eq!(
+            literal(&ColumnKind::Double, &json!(1.5e300)).unwrap(),
+            "1.5e+300"
+        );
+        assert_eq!(
+            literal(&ColumnKind::Double, &json!("2.5E-3")).unwrap(),
+            "2.5E-3"
+        );
+        assert_eq!(literal(&ColumnKind::Boolean, &json!(true)).unwrap(), "1");
+        assert_eq!(literal(&ColumnKind::Boolean, &json!(false)).unwrap(), "0");
+        assert_eq!(
+            literal(&int(true), &json!(u64::MAX)).unwrap(),
+            "18446744073709551615"
+        );
+        let i = int(false);
+        for bad in ["", "-", ".5", "0x10", "1 OR 1=1", "1)", "NaN", "1'"] {
+            assert_eq!(
+                literal(&i, &json!(bad)),
+                Err(format!("'{bad}' is not a number")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            literal(&i, &Value::Null),
+            Err("unusable bookmark value null".to_string())
+        );
+        assert_eq!(
+            literal(&i, &json!([1])),
+            Err("unusable bookmark value [1]".to_string())
+        );
+        assert_eq!(
+            literal(&ColumnKind::Text { max_chars: None }, &json!({"a": 1})),
+            Err("unusable bookmark value {\"a\":1}".to_string())
+        );
+    }
+
+    #[test]
+    fn temporal_literals_are_utc_mysql_text() {
+        let dt = ColumnKind::DateTime { fsp: 0 };
+        for (bookmark, sql) in [
+            ("2024-01-02T03:04:05+00:00", "'2024-01-02 03:04:05'"),
+            ("2024-01-02T03:04:05Z", "'2024-01-02 03:04:05'"),
+            ("2024-01-02T03:04:05.5-00:00", "'2024-01-02 03:04:05.5'"),
+            ("2024-01-02 03:04:05", "'2024-01-02 03:04:05'"),
+        ] {
+            assert_eq!(literal(&dt, &json!(bookmark)).unwrap(), sql, "{bookmark}");
+        }
+        assert_eq!(
+            literal(
+                &ColumnKind::Timestamp { fsp: 6 },
+                &json!("2024-01-02T03:04:05.000001Z")
+            )
+            .unwrap(),
+            "'2024-01-02 03:04:05.000001'"
+        );
+        assert_eq!(
+            literal(&ColumnKind::Date, &json!("2024-02-29")).unwrap(),
+            "'2024-02-29'"
+        );
+        for bad in [
+            "2024-01-02T03:04:05+02:00",
+            "2024-01-02T03:04:05-05:00",
+            "2024-01-02'; --",
+            "tomorrow",
+        ] {
+            assert_eq!(
+                literal(&dt, &json!(bad)),
+                Err(format!("'{bad}' is not a UTC date-time"))
+            );
+        }
+        let time = ColumnKind::Time { fsp: 1 };
+        assert_eq!(
+            literal(&time, &json!("-838:59:59.5")).unwrap(),
+            "'-838:59:59.5'"
+        );
+        assert_eq!(literal(&time, &json!("12:00:00")).unwrap(), "'12:00:00'");
+        assert_eq!(
+            literal(&time, &json!("12:00' OR '1")),
+            Err("'12:00' OR '1' is not a time".to_string())
+        );
+    }
+
+    #[test]
+    fn text_and_binary_literals_are_hex() {
+        assert_eq!(
+            literal(&ColumnKind::Binary, &json!("AP8n")).unwrap(),
+            "X'00FF27'"
+        );
+        assert_eq!(
+            literal(&ColumnKind::Binary, &json!("not base64!")),
+            Err("binary key bookmark is not base64".to_string())
+        );
+        for kind in [
+            ColumnKind::Text {
+                max_chars: Some(10),
+            },
+            ColumnKind::Uuid,
+            ColumnKind::Enum {
+                values: vec!["a".into()],
+            },
+            ColumnKind::Inet6,
+        ] {
+            assert_eq!(
+                literal(&kind, &json!("a\0\\'")).unwrap(),
+                "_utf8mb4 X'61005C27'",
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            literal(&ColumnKind::Text { max_chars: None }, &json!(5)).unwrap(),
+            "_utf8mb4 X'35'",
+            "a number bookmark on a text key"
+        );
+    }
+
+    #[test]
+    fn every_cell_round_trips_to_a_literal_of_the_same_value() {
+        let cases: Vec<(ColumnKind, &[u8], &str)> = vec![
+            (int(false), b"-12", "-12"),
+            (ColumnKind::Year, b"1901", "1901"),
+            (
+                ColumnKind::Decimal {
+                    precision: 5,
+                    scale: 2,
+                },
+                b"123.45",
+                "123.45",
+            ),
+            (ColumnKind::Double, b"-1.5e-7", "-1.5e-7"),
+            (ColumnKind::Date, b"1000-01-01", "'1000-01-01'"),
+            (
+                ColumnKind::DateTime { fsp: 3 },
+                b"9999-12-31 23:59:59.999",
+                "'9999-12-31 23:59:59.999'",
+            ),
+            (ColumnKind::Time { fsp: 0 }, b"-01:02:03", "'-01:02:03'"),
+            (ColumnKind::Binary, &[1, 2, 3, 0], "X'01020300'"),
+            (
+                ColumnKind::Text { max_chars: Some(5) },
+                b"ab`c",
+                "_utf8mb4 X'61626063'",
+            ),
+        ];
+        for (kind, cell, sql) in cases {
+            let v = value_from_cell(&kind, Some(cell)).unwrap();
+            assert_eq!(literal(&kind, &v).unwrap(), sql, "{kind:?}");
+        }
+    }
 }

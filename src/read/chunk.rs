@@ -49,59 +49,31 @@ pub(crate) fn plan_chunks(
         probes: 0,
     };
     let total = p.estimate(None, None)?;
-    if total <= chunk_rows.saturating_mul(3) / 2 {
+    let Some(wanted) = chunk_count(total, chunk_rows) else {
         return Ok(None);
-    }
-    let wanted = (total / chunk_rows.max(1)).max(2) as usize;
-    let candidates =
-        match &col.kind {
-            ColumnKind::Integer { .. } => {
-                let (Some(min), Some(max)) = (
-                    p.min_int()?,
-                    max.as_i64()
-                        .map(i128::from)
-                        .or_else(|| max.as_u64().map(i128::from)),
-                ) else {
-                    return Ok(None);
-                };
-                let steps = (wanted * 16).clamp(64, 4096) as i128;
-                let mut c: Vec<i128> = (1..steps).map(|i| min + (max - min) * i / steps).collect();
-                c.push(max);
-                c.dedup();
-                let mut gaps = Vec::new();
-                let mut lo: Option<i128> = Some(min - 1);
-                for hi in c {
-                    p.bisect(lo, hi, chunk_rows, &mut gaps, 0)?;
-                    lo = Some(hi);
-                }
-                gaps
-            }
-            ColumnKind::Text { .. } | ColumnKind::Uuid => p.sample_text(max, wanted)?,
-            _ => {
-                log::info!(
-                "stream '{}': key column '{}' ({:?}) is not chunked: one worker reads the table",
-                plan.stream_id, col.name, col.kind
-            );
+    };
+    let candidates = match &col.kind {
+        ColumnKind::Integer { .. } => {
+            let (Some(min), Some(max)) = (p.min_int()?, int_of(max)) else {
                 return Ok(None);
-            }
-        };
-    // Greedy merge of consecutive gaps up to chunk_rows each.
-    let mut chunks: Vec<ChunkBounds> = Vec::new();
-    let mut lo: Option<Value> = None;
-    let mut acc = 0u64;
-    let n = candidates.len();
-    for (i, (hi, rows)) in candidates.into_iter().enumerate() {
-        acc += rows;
-        let last = i + 1 == n;
-        if acc >= chunk_rows || last {
-            chunks.push(ChunkBounds {
-                lo: lo.clone(),
-                hi: if last { None } else { Some(hi.clone()) },
-            });
-            lo = Some(hi);
-            acc = 0;
+            };
+            int_gaps(min, max, wanted, chunk_rows, &mut |lo, hi| {
+                let rows = p.estimate(lo.map(int_value).as_ref(), Some(&int_value(hi)))?;
+                Ok((rows, p.probes))
+            })?
         }
-    }
+        ColumnKind::Text { .. } | ColumnKind::Uuid => p.sample_text(max, wanted)?,
+        _ => {
+            log::info!(
+                "stream '{}': key column '{}' ({:?}) is not chunked: one worker reads the table",
+                plan.stream_id,
+                col.name,
+                col.kind
+            );
+            return Ok(None);
+        }
+    };
+    let chunks = merge_gaps(candidates, chunk_rows);
     if chunks.len() < 2 {
         return Ok(None);
     }
@@ -113,6 +85,179 @@ pub(crate) fn plan_chunks(
         p.probes
     );
     Ok(Some(chunks))
+}
+
+/// How many chunks a table of `total` estimated rows is worth, or None when it is small enough
+/// (at most one and a half chunks) to be read whole.
+fn chunk_count(total: u64, chunk_rows: u64) -> Option<usize> {
+    if total <= chunk_rows.saturating_mul(3) / 2 {
+        return None;
+    }
+    Some((total / chunk_rows.max(1)).max(2) as usize)
+}
+
+/// An integer bookmark value (JSON number), widened.
+fn int_of(v: &Value) -> Option<i128> {
+    v.as_i64()
+        .map(i128::from)
+        .or_else(|| v.as_u64().map(i128::from))
+}
+
+/// An integer key as a bookmark value (null when no JSON integer holds it).
+fn int_value(v: i128) -> Value {
+    i64::try_from(v)
+        .map(Value::from)
+        .or_else(|_| u64::try_from(v).map(Value::from))
+        .unwrap_or(Value::Null)
+}
+
+/// Candidate upper bounds splitting `min..=max` evenly, 16 per wanted chunk (64 to 4096),
+/// ending at `max`.
+fn int_candidates(min: i128, max: i128, wanted: usize) -> Vec<i128> {
+    let steps = (wanted * 16).clamp(64, 4096) as i128;
+    let mut c: Vec<i128> = (1..steps).map(|i| min + (max - min) * i / steps).collect();
+    c.push(max);
+    c.dedup();
+    c
+}
+
+/// Estimates the rows with `lo < k <= hi`, answering `(rows, index probes issued so far)`.
+type GapRows<'e> = dyn FnMut(Option<i128>, i128) -> Result<(u64, usize)> + 'e;
+
+/// Gaps `(hi, estimated rows)` covering `min - 1 < k <= max`: the even candidates, each
+/// bisected while it is too full.
+fn int_gaps(
+    min: i128,
+    max: i128,
+    wanted: usize,
+    chunk_rows: u64,
+    rows_in: &mut GapRows<'_>,
+) -> Result<Vec<(Value, u64)>> {
+    let mut gaps = Vec::new();
+    let mut lo: Option<i128> = Some(min - 1);
+    for hi in int_candidates(min, max, wanted) {
+        bisect(lo, hi, chunk_rows, &mut gaps, 0, rows_in)?;
+        lo = Some(hi);
+    }
+    Ok(gaps)
+}
+
+/// Appends (hi, estimated rows) gaps covering (lo, hi], bisecting gaps that are too full.
+fn bisect(
+    lo: Option<i128>,
+    hi: i128,
+    chunk_rows: u64,
+    out: &mut Vec<(Value, u64)>,
+    depth: u32,
+    rows_in: &mut GapRows<'_>,
+) -> Result<()> {
+    let (rows, probes) = rows_in(lo, hi)?;
+    if let Some(mid) = split_point(lo, hi, rows, chunk_rows, depth, probes) {
+        bisect(lo, mid, chunk_rows, out, depth + 1, rows_in)?;
+        return bisect(Some(mid), hi, chunk_rows, out, depth + 1, rows_in);
+    }
+    out.push((int_value(hi), rows));
+    Ok(())
+}
+
+/// Where to cut the gap `lo < k <= hi` of `rows` estimated rows in two: None when it is small
+/// enough, one key wide, open below, or the depth or probe budget is spent.
+fn split_point(
+    lo: Option<i128>,
+    hi: i128,
+    rows: u64,
+    chunk_rows: u64,
+    depth: u32,
+    probes: usize,
+) -> Option<i128> {
+    let l = lo?;
+    let width = hi - l;
+    (rows > chunk_rows && width > 1 && depth < 40 && probes < MAX_PROBES).then_some(l + width / 2)
+}
+
+/// Greedy merge of consecutive gaps into chunks of at least `chunk_rows` estimated rows (the
+/// last one takes the rest): the first chunk is open below, the last open above.
+fn merge_gaps(gaps: Vec<(Value, u64)>, chunk_rows: u64) -> Vec<ChunkBounds> {
+    let mut chunks: Vec<ChunkBounds> = Vec::new();
+    let mut lo: Option<Value> = None;
+    let mut acc = 0u64;
+    let n = gaps.len();
+    for (i, (hi, rows)) in gaps.into_iter().enumerate() {
+        acc += rows;
+        let last = i + 1 == n;
+        if acc >= chunk_rows || last {
+            chunks.push(ChunkBounds {
+                lo: lo.clone(),
+                hi: if last { None } else { Some(hi.clone()) },
+            });
+            lo = Some(hi);
+            acc = 0;
+        }
+    }
+    chunks
+}
+
+/// The `EXPLAIN` that estimates the rows with `lo < col <= hi` (literals already rendered; an
+/// open end when None), through the key's index when it has a name.
+fn estimate_sql(
+    col: &str,
+    table: &str,
+    key_index: Option<&str>,
+    lo: Option<&str>,
+    hi: Option<&str>,
+) -> String {
+    let mut conds = Vec::new();
+    if let Some(lo) = lo {
+        conds.push(format!("{col} > {lo}"));
+    }
+    if let Some(hi) = hi {
+        conds.push(format!("{col} <= {hi}"));
+    }
+    let index = key_index
+        .map(|i| format!(" FORCE INDEX ({})", quote_ident(i)))
+        .unwrap_or_default();
+    format!(
+        "EXPLAIN SELECT {col} FROM {table}{index}{w}",
+        w = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        }
+    )
+}
+
+/// The prefixes whose first keys sample a text key: each printable ASCII character, or each
+/// pair of one and every third when more than a quarter as many chunks are wanted.
+fn text_probes(wanted: usize) -> Vec<String> {
+    let alphabet: Vec<char> = (0x20u8..0x7f).map(char::from).collect();
+    if wanted > alphabet.len() / 4 {
+        return alphabet
+            .iter()
+            .flat_map(|a| alphabet.iter().step_by(3).map(move |b| format!("{a}{b}")))
+            .collect();
+    }
+    alphabet.iter().map(|c| c.to_string()).collect()
+}
+
+/// Gaps `(hi, estimated rows)` between consecutive sampled keys (in the column's order), the
+/// first open below and the last ending at `max`.
+fn sample_gaps(
+    mut sorted: Vec<Value>,
+    max: &Value,
+    rows_in: &mut dyn FnMut(Option<&Value>, &Value) -> Result<u64>,
+) -> Result<Vec<(Value, u64)>> {
+    sorted.dedup();
+    if sorted.last() != Some(max) {
+        sorted.push(max.clone());
+    }
+    let mut gaps = Vec::with_capacity(sorted.len());
+    let mut lo: Option<Value> = None;
+    for hi in sorted {
+        let rows = rows_in(lo.as_ref(), &hi)?;
+        gaps.push((hi.clone(), rows));
+        lo = Some(hi);
+    }
+    Ok(gaps)
 }
 
 struct Planner<'a, 'c> {
@@ -140,28 +285,14 @@ impl Planner<'_, '_> {
     /// Optimizer estimate of rows with `lo < k1 <= hi`.
     fn estimate(&mut self, lo: Option<&Value>, hi: Option<&Value>) -> Result<u64> {
         self.probes += 1;
-        let mut conds = Vec::new();
-        if let Some(lo) = lo {
-            conds.push(format!("{} > {}", self.col, self.lit(lo)?));
-        }
-        if let Some(hi) = hi {
-            conds.push(format!("{} <= {}", self.col, self.lit(hi)?));
-        }
-        let index = self
-            .plan
-            .key_index
-            .as_deref()
-            .map(|i| format!(" FORCE INDEX ({})", quote_ident(i)))
-            .unwrap_or_default();
-        let sql = format!(
-            "EXPLAIN SELECT {c} FROM {t}{index}{w}",
-            c = self.col,
-            t = self.table(),
-            w = if conds.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conds.join(" AND "))
-            }
+        let lo = lo.map(|v| self.lit(v)).transpose()?;
+        let hi = hi.map(|v| self.lit(v)).transpose()?;
+        let sql = estimate_sql(
+            &self.col,
+            &self.table(),
+            self.plan.key_index.as_deref(),
+            lo.as_deref(),
+            hi.as_deref(),
         );
         let row: Option<Row> = self.conn.query_first(&sql).context(format!(
             "stream '{}': estimating a key range",
@@ -183,35 +314,6 @@ impl Planner<'_, '_> {
         Ok(v.flatten().and_then(|s| s.parse::<i128>().ok()))
     }
 
-    /// Appends (hi, estimated rows) gaps covering (lo, hi], bisecting gaps that are too full.
-    fn bisect(
-        &mut self,
-        lo: Option<i128>,
-        hi: i128,
-        chunk_rows: u64,
-        out: &mut Vec<(Value, u64)>,
-        depth: u32,
-    ) -> Result<()> {
-        let to_value = |v: i128| -> Value {
-            i64::try_from(v)
-                .map(Value::from)
-                .or_else(|_| u64::try_from(v).map(Value::from))
-                .unwrap_or(Value::Null)
-        };
-        let rows = self.estimate(lo.map(to_value).as_ref(), Some(&to_value(hi)))?;
-        let width = hi - lo.unwrap_or(hi - 1);
-        if let (Some(l), true) = (
-            lo,
-            rows > chunk_rows && width > 1 && depth < 40 && self.probes < MAX_PROBES,
-        ) {
-            let mid = l + width / 2;
-            self.bisect(lo, mid, chunk_rows, out, depth + 1)?;
-            return self.bisect(Some(mid), hi, chunk_rows, out, depth + 1);
-        }
-        out.push((to_value(hi), rows));
-        Ok(())
-    }
-
     /// The first key at or after `probe`, by an index seek.
     fn seek(&mut self, probe: &str) -> Result<Option<Value>> {
         self.probes += 1;
@@ -230,16 +332,8 @@ impl Planner<'_, '_> {
 
     /// Actual keys found by seeking probe prefixes, sorted by the server, with gap estimates.
     fn sample_text(&mut self, max: &Value, wanted: usize) -> Result<Vec<(Value, u64)>> {
-        let alphabet: Vec<char> = (0x20u8..0x7f).map(char::from).collect();
         let mut keys: Vec<String> = Vec::new();
-        let mut probes: Vec<String> = alphabet.iter().map(|c| c.to_string()).collect();
-        if wanted > alphabet.len() / 4 {
-            probes = alphabet
-                .iter()
-                .flat_map(|a| alphabet.iter().step_by(3).map(move |b| format!("{a}{b}")))
-                .collect();
-        }
-        for probe in probes {
+        for probe in text_probes(wanted) {
             if self.probes >= MAX_PROBES / 2 {
                 break;
             }
@@ -264,21 +358,13 @@ impl Planner<'_, '_> {
             "stream '{}': ordering key samples",
             self.plan.stream_id
         ))?;
-        let mut sorted: Vec<Value> = rows
+        let sorted: Vec<Value> = rows
             .iter()
             .filter_map(|r| value_from_cell(self.kind, cell(r, 0)))
             .collect();
-        sorted.dedup();
-        if sorted.last() != Some(max) {
-            sorted.push(max.clone());
-        }
-        let mut gaps = Vec::with_capacity(sorted.len());
-        let mut lo: Option<Value> = None;
-        for hi in sorted {
-            let rows = self.estimate(lo.as_ref(), Some(&hi))?;
-            gaps.push((hi.clone(), rows));
-            lo = Some(hi);
-        }
-        Ok(gaps)
+        sample_gaps(sorted, max, &mut |lo, hi| self.estimate(lo, Some(hi)))
     }
 }
+
+#[cfg(test)]
+mod tests;

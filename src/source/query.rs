@@ -52,6 +52,34 @@ mod tests {
         assert_eq!(quote_str("abc"), "'abc'");
         assert_eq!(quote_str("a'b"), "CONVERT(X'612762' USING utf8mb4)");
     }
+
+    #[test]
+    fn identifiers_double_every_backquote() {
+        assert_eq!(quote_ident(""), "``");
+        assert_eq!(quote_ident("`"), "````");
+        assert_eq!(quote_ident("``x`"), "`````x```");
+        assert_eq!(quote_ident("prénom"), "`prénom`");
+        assert_eq!(quote_ident("a.b"), "`a.b`", "a dot is part of the name");
+        assert_eq!(quote_ident("x'y\"z\\"), "`x'y\"z\\`");
+        assert_eq!(qualified("d`b", "t`"), "`d``b`.`t```");
+        assert_eq!(qualified("shop", "order items"), "`shop`.`order items`");
+    }
+
+    #[test]
+    fn string_literals_never_hold_a_raw_special_byte() {
+        assert_eq!(quote_str(""), "''");
+        assert_eq!(quote_str("é \"x\" %_\n"), "'é \"x\" %_\n'");
+        let hex = |s: &str| format!("CONVERT(X'{s}' USING utf8mb4)");
+        assert_eq!(quote_str("a\\b"), hex("615C62"));
+        assert_eq!(quote_str("a\0b"), hex("610062"));
+        assert_eq!(quote_str("\u{1a}"), hex("1A"));
+        assert_eq!(quote_str("'"), hex("27"));
+        assert_eq!(quote_str("é'"), hex("C3A927"), "UTF-8 bytes");
+        assert_eq!(
+            quote_str("'; DROP TABLE t; --"),
+            hex("273B2044524F50205441424C4520743B202D2D")
+        );
+    }
 }
 
 /// Hex of bytes, upper case.
@@ -125,5 +153,135 @@ mod literal_tests {
         );
         assert_eq!(tuple_compare(&c[..1], &l[..1], ">="), "`a` >= 1");
         assert_eq!(text_literal("a'"), "_utf8mb4 X'6127'");
+    }
+
+    #[test]
+    fn literals_are_hex_for_any_content() {
+        assert_eq!(text_literal(""), "_utf8mb4 X''");
+        assert_eq!(text_literal("é\0\\'`"), "_utf8mb4 X'C3A9005C2760'");
+        assert_eq!(text_literal("\u{1F600}"), "_utf8mb4 X'F09F9880'");
+        assert_eq!(binary_literal(&[]), "X''");
+        assert_eq!(
+            binary_literal(&[0, 0x27, 0x5c, 0x0a, 0xff]),
+            "X'00275C0AFF'"
+        );
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn composite_keys_nest_one_level_per_column() {
+        let c = names(&["`a`", "`b`", "`c`"]);
+        let l = names(&["1", "2", "3"]);
+        assert_eq!(
+            tuple_compare(&c, &l, ">"),
+            "`a` >= 1 AND (`a` > 1 OR (`a` = 1 AND (`b` > 2 OR (`b` = 2 AND (`c` > 3)))))"
+        );
+        assert_eq!(
+            tuple_compare(&c, &l, ">="),
+            "`a` >= 1 AND (`a` > 1 OR (`a` = 1 AND (`b` > 2 OR (`b` = 2 AND (`c` >= 3)))))"
+        );
+        assert_eq!(
+            tuple_compare(&c, &l, "<"),
+            "`a` <= 1 AND (`a` < 1 OR (`a` = 1 AND (`b` < 2 OR (`b` = 2 AND (`c` < 3)))))"
+        );
+        assert_eq!(tuple_compare(&c[..1], &l[..1], "<"), "`a` < 1");
+        // Quoted names and literals are used as given.
+        let c = vec![quote_ident("we`ird"), quote_ident("k")];
+        let l = vec![text_literal("x'"), binary_literal(&[0])];
+        assert_eq!(
+            tuple_compare(&c, &l, "<="),
+            "`we``ird` <= _utf8mb4 X'7827' AND (`we``ird` < _utf8mb4 X'7827' OR (`we``ird` = _utf8mb4 X'7827' AND (`k` <= X'00')))"
+        );
+    }
+
+    /// Evaluates the `col op lit`, `AND`, `OR`, `( )` SQL that `tuple_compare` writes, with
+    /// single-letter columns bound to `row` and integer literals.
+    fn eval(sql: &str, row: &[i64]) -> bool {
+        let spaced = sql.replace('(', " ( ").replace(')', " ) ");
+        let tokens: Vec<&str> = spaced.split_whitespace().collect();
+        let mut at = 0;
+        let v = or(&tokens, &mut at, row);
+        assert_eq!(at, tokens.len(), "unparsed tail in {sql}");
+        v
+    }
+
+    fn or(t: &[&str], at: &mut usize, row: &[i64]) -> bool {
+        let mut v = and(t, at, row);
+        while t.get(*at) == Some(&"OR") {
+            *at += 1;
+            v |= and(t, at, row);
+        }
+        v
+    }
+
+    fn and(t: &[&str], at: &mut usize, row: &[i64]) -> bool {
+        let mut v = atom(t, at, row);
+        while t.get(*at) == Some(&"AND") {
+            *at += 1;
+            v &= atom(t, at, row);
+        }
+        v
+    }
+
+    fn atom(t: &[&str], at: &mut usize, row: &[i64]) -> bool {
+        if t[*at] == "(" {
+            *at += 1;
+            let v = or(t, at, row);
+            assert_eq!(t[*at], ")");
+            *at += 1;
+            return v;
+        }
+        let column = row[(t[*at].as_bytes()[0] - b'a') as usize];
+        let literal: i64 = t[*at + 2].parse().unwrap();
+        let v = match t[*at + 1] {
+            ">" => column > literal,
+            ">=" => column >= literal,
+            "<" => column < literal,
+            "<=" => column <= literal,
+            "=" => column == literal,
+            op => panic!("operator {op}"),
+        };
+        *at += 3;
+        v
+    }
+
+    #[test]
+    fn tuple_compare_is_the_row_comparison() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let c = names(&["a", "b", "c"]);
+        let values = [0i64, 1, 2];
+        let mut tuples: Vec<Vec<i64>> = Vec::new();
+        for x in values {
+            for y in values {
+                for z in values {
+                    tuples.push(vec![x, y, z]);
+                }
+            }
+        }
+        for (op, wanted) in [
+            (">", &[Greater][..]),
+            (">=", &[Greater, Equal][..]),
+            ("<", &[Less][..]),
+            ("<=", &[Less, Equal][..]),
+        ] {
+            for n in 1..=3 {
+                for bound in &tuples {
+                    let l: Vec<String> = bound[..n].iter().map(i64::to_string).collect();
+                    let sql = tuple_compare(&c[..n], &l, op);
+                    for row in &tuples {
+                        assert_eq!(
+                            eval(&sql, &row[..n]),
+                            wanted.contains(&row[..n].cmp(&bound[..n])),
+                            "{:?} {op} {:?}: {sql}",
+                            &row[..n],
+                            &bound[..n]
+                        );
+                    }
+                }
+            }
+        }
     }
 }

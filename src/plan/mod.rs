@@ -499,3 +499,6 @@ impl StreamPlan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
