@@ -74,6 +74,9 @@ pub(crate) fn stream_id(database: &str, table: &str) -> String {
     format!("{database}-{table}")
 }
 
+/// Discovered tables by (database, table).
+type Tables = BTreeMap<(String, String), TableInfo>;
+
 /// Reads every table and column of `databases` (all non-system ones when empty).
 pub(crate) fn discover_tables(
     conn: &mut Conn,
@@ -81,22 +84,35 @@ pub(crate) fn discover_tables(
     databases: &[String],
     opts: &TypeOptions,
 ) -> Result<Vec<TableInfo>> {
-    let filter = |col: &str| -> String {
-        if databases.is_empty() {
-            let list: Vec<String> = SYSTEM_SCHEMAS.iter().map(|s| quote_str(s)).collect();
-            format!("{col} NOT IN ({})", list.join(", "))
-        } else {
-            let list: Vec<String> = databases.iter().map(|s| quote_str(s)).collect();
-            format!("{col} IN ({})", list.join(", "))
-        }
+    let mut tables = read_tables(conn, databases)?;
+    report_found(databases, &tables);
+    let json_columns = if flavor == Flavor::Mariadb {
+        mariadb_json_columns(conn, databases)?
+    } else {
+        HashSet::new()
     };
+    read_columns(conn, databases, &mut tables, &json_columns, opts)?;
+    read_keys(conn, databases, &mut tables)?;
+    Ok(tables.into_values().collect())
+}
 
-    // 1. Tables and views.
+/// The `WHERE` condition on a schema column: the asked databases, or every non-system one.
+fn schema_filter(databases: &[String], col: &str) -> String {
+    let (op, names): (&str, Vec<String>) = if databases.is_empty() {
+        ("NOT IN", SYSTEM_SCHEMAS.iter().map(|s| quote_str(s)).collect())
+    } else {
+        ("IN", databases.iter().map(|s| quote_str(s)).collect())
+    };
+    format!("{col} {op} ({})", names.join(", "))
+}
+
+/// Tables and views, without their columns.
+fn read_tables(conn: &mut Conn, databases: &[String]) -> Result<Tables> {
     let mut tables: BTreeMap<(String, String), TableInfo> = BTreeMap::new();
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES \
          WHERE {} AND TABLE_TYPE IN ('BASE TABLE', 'VIEW', 'SYSTEM VERSIONED')",
-        filter("TABLE_SCHEMA")
+        schema_filter(databases, "TABLE_SCHEMA")
     );
     for row in query(conn, &sql, "tables")? {
         let mut row = row;
@@ -122,6 +138,11 @@ pub(crate) fn discover_tables(
             },
         );
     }
+    Ok(tables)
+}
+
+/// Logs what was found; a database asked for that has no tables is a warning.
+fn report_found(databases: &[String], tables: &Tables) {
     if databases.is_empty() {
         log::info!("discovery: {} tables and views found", tables.len());
     } else {
@@ -132,33 +153,45 @@ pub(crate) fn discover_tables(
             }
         }
     }
+}
 
-    // 2. MariaDB JSON columns: longtext with CHECK (json_valid(`col`)).
+/// MariaDB JSON columns: longtext with `CHECK (json_valid(`col`))`.
+fn mariadb_json_columns(
+    conn: &mut Conn,
+    databases: &[String],
+) -> Result<HashSet<(String, String, String)>> {
     let mut json_columns: HashSet<(String, String, String)> = HashSet::new();
-    if flavor == Flavor::Mariadb {
-        let sql = format!(
-            "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
-             WHERE {} AND CHECK_CLAUSE LIKE 'json_valid(%'",
-            filter("CONSTRAINT_SCHEMA")
-        );
-        for row in query(conn, &sql, "check constraints")? {
-            let mut row = row;
-            let db: String = take(&mut row, 0, "CHECK_CONSTRAINTS.CONSTRAINT_SCHEMA")?;
-            let table: String = take(&mut row, 1, "CHECK_CONSTRAINTS.TABLE_NAME")?;
-            let clause: String = take(&mut row, 2, "CHECK_CONSTRAINTS.CHECK_CLAUSE")?;
-            if let Some(col) = json_valid_column(&clause) {
-                json_columns.insert((db, table, col));
-            }
+    let sql = format!(
+        "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+         WHERE {} AND CHECK_CLAUSE LIKE 'json_valid(%'",
+        schema_filter(databases, "CONSTRAINT_SCHEMA")
+    );
+    for row in query(conn, &sql, "check constraints")? {
+        let mut row = row;
+        let db: String = take(&mut row, 0, "CHECK_CONSTRAINTS.CONSTRAINT_SCHEMA")?;
+        let table: String = take(&mut row, 1, "CHECK_CONSTRAINTS.TABLE_NAME")?;
+        let clause: String = take(&mut row, 2, "CHECK_CONSTRAINTS.CHECK_CLAUSE")?;
+        if let Some(col) = json_valid_column(&clause) {
+            json_columns.insert((db, table, col));
         }
     }
+    Ok(json_columns)
+}
 
-    // 3. Columns.
+/// Columns in table order, with their kinds.
+fn read_columns(
+    conn: &mut Conn,
+    databases: &[String],
+    tables: &mut Tables,
+    json_columns: &HashSet<(String, String, String)>,
+    opts: &TypeOptions,
+) -> Result<()> {
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, \
          CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, \
          CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE {} \
          ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
-        filter("TABLE_SCHEMA")
+        schema_filter(databases, "TABLE_SCHEMA")
     );
     for row in query(conn, &sql, "columns")? {
         let mut row = row;
@@ -195,13 +228,16 @@ pub(crate) fn discover_tables(
             kind,
         });
     }
+    Ok(())
+}
 
-    // 4. Keys: unique indexes, in column order.
+/// Keys: the primary key, else the narrowest unique index without NULLs or prefixes.
+fn read_keys(conn: &mut Conn, databases: &[String], tables: &mut Tables) -> Result<()> {
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NULLABLE, SUB_PART \
          FROM information_schema.STATISTICS WHERE {} AND NON_UNIQUE = 0 \
          ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
-        filter("TABLE_SCHEMA")
+        schema_filter(databases, "TABLE_SCHEMA")
     );
     // (db, table) -> index name -> (columns, usable as a key)
     let mut indexes: HashMap<(String, String), UniqueIndexes> = HashMap::new();
@@ -242,7 +278,7 @@ pub(crate) fn discover_tables(
             t.key_index = Some(name);
         }
     }
-    Ok(tables.into_values().collect())
+    Ok(())
 }
 
 /// Builds the Singer catalog from discovered tables.
