@@ -1,9 +1,10 @@
 //! Test harness: a private MariaDB server for the whole test process, plus helpers.
 //!
 //! The server is `mariadbd` (from PATH or /usr/sbin) in a temp dir on a free port, with
-//! binlog on (ROW, FULL image, FULL metadata), GTIDs, and a fixed server_id. It is started
-//! once per test process and removed when the process exits (a watchdog process kills it and
-//! deletes the directory as soon as the test process is gone, however it ended).
+//! binlog on (ROW, FULL image, FULL metadata), GTIDs, and a fixed server_id, started by the
+//! project's one launcher, `scripts/lib/private-mariadb.sh` (which holds the server flags). It is
+//! started once per test process and removed when the process exits (the launcher's watchdog
+//! kills it and deletes the directory as soon as the test process is gone, however it ended).
 //!
 //! Tests create their own database with [`fresh_db`] and never share tables.
 #![allow(dead_code)]
@@ -44,148 +45,66 @@ pub fn server() -> &'static Server {
     }
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    None
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 fn start() -> Result<Server, String> {
     start_with(&[])
 }
 
-/// Starts a private server with extra `mariadbd` options.
+/// The project's one server launcher; the demo and every script start their server with it too.
+const LAUNCHER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/scripts/lib/private-mariadb.sh"
+);
+
+/// Starts a private server with extra `mariadbd` options (after the launcher's own, so they win).
+/// The launcher's watchdog stops the server and deletes its directory once this process is gone.
 pub fn start_with(extra: &[String]) -> Result<Server, String> {
-    let mariadbd = find_binary("mariadbd")
-        .or_else(|| find_binary("mysqld"))
-        .ok_or("mariadbd not found on PATH or in /usr/sbin: install Debian's mariadb-server package (apt-get install mariadb-server)")?;
-    let install = find_binary("mariadb-install-db")
-        .or_else(|| find_binary("mysql_install_db"))
-        .ok_or("mariadb-install-db not found: install Debian's mariadb-server package")?;
     let dir = tempfile::Builder::new()
         .prefix("tap-mysql-test-")
         .tempdir()
         .map_err(|e| format!("cannot create temp dir: {e}"))?
         .keep();
-    let data = dir.join("data");
-    let root_user = if is_root() {
-        vec!["--user=root".to_string()]
-    } else {
-        vec![]
-    };
-    let out = Command::new(&install)
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg("--auth-root-authentication-method=normal")
-        .arg("--skip-test-db")
-        .args(&root_user)
+    let out = Command::new("bash")
+        .arg(LAUNCHER)
+        .arg("start")
+        .arg("--watch")
+        .arg(std::process::id().to_string())
+        .arg(&dir)
+        .args(extra)
+        .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", install.display()))?;
+        .map_err(|e| format!("cannot run {LAUNCHER}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "mariadb-install-db failed: {}",
+            "{LAUNCHER} failed ({}): {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let port = free_port()?;
-    let socket = dir.join("mysqld.sock");
-    let mut child = Command::new(&mariadbd)
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--socket={}", socket.display()))
-        .arg(format!("--port={port}"))
-        .arg("--bind-address=127.0.0.1")
-        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
-        .arg(format!("--log-error={}", dir.join("error.log").display()))
-        .arg(format!("--log-bin={}", dir.join("binlog").display()))
-        .arg("--binlog-format=ROW")
-        .arg("--binlog-row-image=FULL")
-        .arg("--binlog-row-metadata=FULL")
-        .arg("--server-id=1")
-        .arg("--gtid-domain-id=0")
-        .arg("--max-connections=500")
-        .arg("--innodb-buffer-pool-size=512M")
-        .arg("--innodb-log-file-size=256M")
-        .arg("--innodb-flush-log-at-trx-commit=0")
-        .arg("--sync-binlog=0")
-        .arg("--innodb-doublewrite=0")
-        .arg("--skip-name-resolve")
-        .arg("--character-set-server=utf8mb4")
-        .arg("--collation-server=utf8mb4_general_ci")
-        .args(&root_user)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", mariadbd.display()))?;
-    // Watchdog: when this test process is gone, stop the server and delete its files.
-    let script = format!(
-        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9 {child} 2>/dev/null; sleep 1; rm -rf '{dir}'",
-        parent = std::process::id(),
-        child = child.id(),
-        dir = dir.display()
-    );
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            return Err(format!("mariadbd exited with {status}: {log}"));
-        }
-        let opts = OptsBuilder::new()
-            .socket(Some(socket.to_string_lossy().to_string()))
-            .user(Some("root"));
-        if let Ok(mut c) = Conn::new(opts) {
-            c.query_drop(format!(
-                "CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'"
-            ))
-            .and_then(|_| {
-                c.query_drop(format!(
-                    "GRANT ALL ON *.* TO '{USER}'@'%' WITH GRANT OPTION"
-                ))
-            })
-            .map_err(|e| format!("cannot create the test user: {e}"))?;
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("mariadbd did not accept connections within 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{LAUNCHER} printed no {key}: {printed}"))
+    };
+    let port = value("port")?
+        .parse()
+        .map_err(|e| format!("{LAUNCHER} printed a bad port: {e}"))?;
+    let socket = PathBuf::from(value("socket")?);
+    let opts = OptsBuilder::new()
+        .socket(Some(socket.to_string_lossy().to_string()))
+        .user(Some("root"));
+    let mut c = Conn::new(opts).map_err(|e| format!("cannot connect as root: {e}"))?;
+    c.query_drop(format!(
+        "CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'"
+    ))
+    .and_then(|_| {
+        c.query_drop(format!(
+            "GRANT ALL ON *.* TO '{USER}'@'%' WITH GRANT OPTION"
+        ))
+    })
+    .map_err(|e| format!("cannot create the test user: {e}"))?;
     Ok(Server { port, socket, dir })
 }
 
