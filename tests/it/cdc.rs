@@ -69,28 +69,9 @@ fn snapshot_then_changes_with_no_log_row_metadata() {
     flow_case("NO_LOG");
 }
 
-/// Sets the server's binlog_row_metadata for the life of the guard (FULL again when dropped, also
-/// when the test fails).
-pub(crate) struct Metadata;
-
-impl Metadata {
-    pub(crate) fn set(value: &str) -> Metadata {
-        root_conn()
-            .query_drop(format!("SET GLOBAL binlog_row_metadata = '{value}'"))
-            .unwrap();
-        Metadata
-    }
-}
-
-impl Drop for Metadata {
-    fn drop(&mut self) {
-        let _ = root_conn().query_drop("SET GLOBAL binlog_row_metadata = 'FULL'");
-    }
-}
-
 fn flow_case(metadata: &str) {
     let _g = lock();
-    let _m = Metadata::set(metadata);
+    let _m = set_global("binlog_row_metadata", metadata);
     let db = fresh_db(&format!("cdc_flow_{}", metadata.to_lowercase()));
     let mut c = db_conn(&db);
     c.query_drop(
@@ -227,7 +208,7 @@ fn resuming_by_mariadb_gtid_loses_and_splits_no_transaction() {
 fn resume_case(use_gtid: bool) {
     let _g = lock();
     // NO_LOG here (the server default on MariaDB); the flow test covers FULL and NO_LOG.
-    let _m = Metadata::set("NO_LOG");
+    let _m = set_global("binlog_row_metadata", "NO_LOG");
     let db = fresh_db(if use_gtid {
         "cdc_resume_gtid"
     } else {
@@ -327,7 +308,7 @@ fn binlog_values_equal_snapshot_values_with_full_and_no_log_metadata() {
         .collect();
     assert_eq!(snapshot.len(), 7);
     for metadata in ["FULL", "NO_LOG"] {
-        let _m = Metadata::set(metadata);
+        let _m = set_global("binlog_row_metadata", metadata);
         let table = format!("cdc_{}", metadata.to_lowercase());
         let mut c = db_conn(&db);
         c.query_drop(format!("CREATE TABLE `{table}` LIKE all_types"))
@@ -425,12 +406,10 @@ fn cdc_failure_modes_are_clear() {
         run.stderr
     );
     // binlog_format other than ROW.
-    let mut root = root_conn();
-    root.query_drop("SET GLOBAL binlog_format = 'STATEMENT'")
-        .unwrap();
+    let statement = set_global("binlog_format", "STATEMENT");
     let state = sync(&cfg, Some(&catalog), None).last_state();
     let run = sync_any(&cfg, Some(&catalog), Some(&state));
-    root.query_drop("SET GLOBAL binlog_format = 'ROW'").unwrap();
+    drop(statement);
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr
@@ -452,7 +431,7 @@ fn schema_changes_mid_stream_with_no_log_row_metadata() {
 
 fn ddl_case(metadata: &str) {
     let _g = lock();
-    let _m = Metadata::set(metadata);
+    let _m = set_global("binlog_row_metadata", metadata);
     let db = fresh_db(&format!("cdc_ddl_{}", metadata.to_lowercase()));
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
@@ -508,7 +487,7 @@ fn ddl_case(metadata: &str) {
 #[test]
 fn no_log_metadata_follows_columns_that_moved() {
     let _g = lock();
-    let _m = Metadata::set("NO_LOG");
+    let _m = set_global("binlog_row_metadata", "NO_LOG");
     let db = fresh_db("cdc_moved");
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
@@ -544,7 +523,7 @@ fn no_log_metadata_follows_columns_that_moved() {
 #[test]
 fn no_log_metadata_table_swap_with_auto_resnapshot_off_fails_clearly() {
     let _g = lock();
-    let _m = Metadata::set("NO_LOG");
+    let _m = set_global("binlog_row_metadata", "NO_LOG");
     let db = fresh_db("cdc_swap");
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")

@@ -5,7 +5,7 @@
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::cdc::{config_for, lock, log_based, Metadata};
+use crate::cdc::{config_for, lock, log_based};
 use crate::model_target::{assert_matches_source, Target};
 use crate::support::*;
 
@@ -43,7 +43,7 @@ fn key_changes_delete_the_old_key_with_no_log_metadata() {
 
 fn key_change_case(metadata: &str) {
     let _g = lock();
-    let _m = Metadata::set(metadata);
+    let _m = set_global("binlog_row_metadata", metadata);
     let db = fresh_db(&format!("cdc_keys_{}", metadata.to_lowercase()));
     let mut c = db_conn(&db);
     c.query_drop(
@@ -123,7 +123,7 @@ fn activations(run: &Run) -> Vec<u64> {
 #[test]
 fn truncate_and_drop_start_a_new_table_version() {
     let _g = lock();
-    let _m = Metadata::set("NO_LOG");
+    let _m = set_global("binlog_row_metadata", "NO_LOG");
     let db = fresh_db("cdc_truncate");
     let mut c = db_conn(&db);
     c.query_drop(
@@ -263,7 +263,7 @@ fn truncate_and_drop_start_a_new_table_version() {
 #[test]
 fn ddl_on_other_tables_never_touches_a_stream() {
     let _g = lock();
-    let _m = Metadata::set("NO_LOG");
+    let _m = set_global("binlog_row_metadata", "NO_LOG");
     let db = fresh_db("cdc_identity");
     let other = fresh_db("cdc_identity_other");
     let mut c = db_conn(&db);
@@ -321,7 +321,7 @@ fn a_table_swap_heals_with_a_new_version_under_full() {
 
 fn swap_case(metadata: &str) {
     let _g = lock();
-    let _m = Metadata::set(metadata);
+    let _m = set_global("binlog_row_metadata", metadata);
     let db = fresh_db(&format!("cdc_heal_{}", metadata.to_lowercase()));
     let mut c = db_conn(&db);
     c.query_drop(

@@ -51,16 +51,10 @@ fn current_file() -> String {
 /// The GTID position at `file`:`pos`, asked on a session whose max_allowed_packet lets
 /// BINLOG_GTID_POS read past huge events (other tests write some).
 fn gtid_at(file: &str, pos: u64) -> String {
-    let mut root = root_conn();
-    let old: u64 = root
-        .query_first("SELECT @@GLOBAL.max_allowed_packet")
-        .unwrap()
-        .unwrap();
-    root.query_drop("SET GLOBAL max_allowed_packet = 1073741824")
-        .unwrap();
-    let mut big = root_conn();
-    root.query_drop(format!("SET GLOBAL max_allowed_packet = {old}"))
-        .unwrap();
+    let mut big = {
+        let _packet = set_global("max_allowed_packet", "1073741824");
+        root_conn()
+    };
     let g: Option<Option<String>> = big
         .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, pos))
         .unwrap();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::cdc::{config_for, lock, log_based, Metadata};
+use crate::cdc::{config_for, lock, log_based};
 use crate::support::*;
 
 /// One row's values as raw JSON text, by column.
@@ -210,7 +210,7 @@ fn check_cdc(
 
 fn types_case(metadata: &str) {
     let _g = lock();
-    let _m = Metadata::set(metadata);
+    let _m = set_global("binlog_row_metadata", metadata);
     let db = fresh_db(&format!("cdc_types_{}", metadata.to_lowercase()));
     let mut c = db_conn(&db);
     c.query_drop(

@@ -2,7 +2,6 @@
 //! lock-free first on MariaDB, and a long-running query on a selected table neither blocks the
 //! run nor makes other sessions' writes wait.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
@@ -11,18 +10,22 @@ use serde_json::{json, Value};
 use crate::cdc::{config_for, lock, log_based};
 use crate::support::*;
 
-/// The server's general log is global: one test at a time turns it on.
-static GENERAL_LOG: Mutex<()> = Mutex::new(());
-
-/// The general log (as a table) for the life of the guard.
-struct GeneralLog;
+/// The general log (as a table) for the life of the guard; the settings' guards keep other
+/// tests that change global settings out meanwhile.
+struct GeneralLog {
+    // Dropped in this order: the log off first, then its output back.
+    _on: GlobalSetting,
+    _output: GlobalSetting,
+}
 
 impl GeneralLog {
     fn on() -> GeneralLog {
-        root_conn()
-            .query_drop("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 'ON'")
-            .unwrap();
-        GeneralLog
+        let output = set_global("log_output", "TABLE");
+        let on = set_global("general_log", "ON");
+        GeneralLog {
+            _on: on,
+            _output: output,
+        }
     }
 
     /// Statements logged for `user`.
@@ -34,12 +37,6 @@ impl GeneralLog {
                 |a: String| a,
             )
             .unwrap()
-    }
-}
-
-impl Drop for GeneralLog {
-    fn drop(&mut self) {
-        let _ = root_conn().query_drop("SET GLOBAL general_log = 'OFF'");
     }
 }
 
@@ -76,7 +73,6 @@ fn lock_statements(user: &str) -> Vec<String> {
 #[test]
 fn runs_that_need_no_snapshot_take_no_lock_and_loads_are_lock_free_first() {
     let _g = lock();
-    let _log = GENERAL_LOG.lock().unwrap_or_else(|e| e.into_inner());
     let _global = server_wide_lock(); // a forced global read lock below
     let db = fresh_db("guest_nolock");
     db_conn(&db)

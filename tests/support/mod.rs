@@ -714,15 +714,142 @@ impl Lcg {
 
 /// Tests that take a server-wide lock (`FLUSH TABLES WITH READ LOCK`) wait for every running
 /// query to end; tests that deliberately keep a query running (a stalled reader, a long report)
-/// would make them time out. Those hold `long_query()`, the others `server_wide_lock()`.
+/// would make them time out. Those hold `long_query()`, the others `server_wide_lock()`. Tests
+/// that change a global server setting hold the write side too, through [`set_global`]: all the
+/// tests of the binary share one server, so such tests run one at a time, whatever their file.
 static SERVER_WIDE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Held while a test keeps a query running on purpose.
-pub fn long_query() -> std::sync::RwLockReadGuard<'static, ()> {
-    SERVER_WIDE.read().unwrap_or_else(|e| e.into_inner())
+thread_local! {
+    /// The write side of the lock while this thread holds any [`ServerWide`] guard, and how many
+    /// it holds: a test may hold `server_wide_lock()` and several `set_global` guards together.
+    static WRITE_HELD: std::cell::RefCell<(usize, Option<std::sync::RwLockWriteGuard<'static, ()>>)> =
+        const { std::cell::RefCell::new((0, None)) };
+    /// How many `long_query()` guards this thread holds (the write side would wait for itself).
+    static READ_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Held while a test takes (or makes the tap take) the global read lock.
-pub fn server_wide_lock() -> std::sync::RwLockWriteGuard<'static, ()> {
-    SERVER_WIDE.write().unwrap_or_else(|e| e.into_inner())
+/// Held while a test keeps a query running on purpose: [`long_query`].
+pub struct LongQuery {
+    _guard: std::sync::RwLockReadGuard<'static, ()>,
+}
+
+impl Drop for LongQuery {
+    fn drop(&mut self) {
+        READ_HELD.with(|n| n.set(n.get() - 1));
+    }
+}
+
+/// Held while a test keeps a query running on purpose.
+pub fn long_query() -> LongQuery {
+    assert_eq!(
+        WRITE_HELD.with(|w| w.borrow().0),
+        0,
+        "long_query() while this test holds the server-wide lock (which excludes long queries)"
+    );
+    let guard = SERVER_WIDE.read().unwrap_or_else(|e| e.into_inner());
+    READ_HELD.with(|n| n.set(n.get() + 1));
+    LongQuery { _guard: guard }
+}
+
+/// The write side of the server-wide lock: [`server_wide_lock`].
+pub struct ServerWide(());
+
+impl Drop for ServerWide {
+    fn drop(&mut self) {
+        let last = WRITE_HELD.with(|w| {
+            let mut w = w.borrow_mut();
+            w.0 -= 1;
+            if w.0 == 0 {
+                w.1.take()
+            } else {
+                None
+            }
+        });
+        drop(last);
+    }
+}
+
+/// Held while a test takes (or makes the tap take) the global read lock, or changes a global
+/// setting. Taken once per thread, however many guards the test holds.
+pub fn server_wide_lock() -> ServerWide {
+    assert_eq!(
+        READ_HELD.with(|n| n.get()),
+        0,
+        "the server-wide lock while this test holds long_query(): it would wait for itself"
+    );
+    let held = WRITE_HELD.with(|w| w.borrow().0 > 0);
+    let guard = (!held).then(|| SERVER_WIDE.write().unwrap_or_else(|e| e.into_inner()));
+    WRITE_HELD.with(|w| {
+        let mut w = w.borrow_mut();
+        w.0 += 1;
+        if guard.is_some() {
+            w.1 = guard;
+        }
+    });
+    ServerWide(())
+}
+
+/// A global server setting changed for the life of the guard: [`set_global`].
+pub struct GlobalSetting {
+    name: String,
+    old: Option<String>,
+    // Dropped after the setting is restored.
+    _lock: ServerWide,
+}
+
+/// Sets the global server variable `name` to `value` (a number goes in as a number, anything
+/// else as a string) and restores the value it had when the guard is dropped, also when the
+/// test panics. The guard holds the server-wide lock, so no other test that changes a global
+/// setting, takes a global lock or keeps a query running on purpose runs meanwhile.
+pub fn set_global(name: &str, value: &str) -> GlobalSetting {
+    let lock = server_wide_lock();
+    let mut root = root_conn();
+    let old: Option<String> = root
+        .query_first(format!("SELECT CAST(@@GLOBAL.{name} AS CHAR)"))
+        .unwrap_or_else(|e| panic!("reading @@GLOBAL.{name}: {e}"))
+        .flatten();
+    root.query_drop(format!("SET GLOBAL {name} = {}", sql_value(Some(value))))
+        .unwrap_or_else(|e| panic!("SET GLOBAL {name} = {value}: {e}"));
+    GlobalSetting {
+        name: name.to_string(),
+        old,
+        _lock: lock,
+    }
+}
+
+impl Drop for GlobalSetting {
+    fn drop(&mut self) {
+        let sql = format!(
+            "SET GLOBAL {} = {}",
+            self.name,
+            sql_value(self.old.as_deref())
+        );
+        let opts = OptsBuilder::new()
+            .socket(Some(server().socket.to_string_lossy().to_string()))
+            .user(Some("root"));
+        if let Err(e) = Conn::new(opts).and_then(|mut c| c.query_drop(&sql)) {
+            // Never a second panic while the test already panics (that aborts the process).
+            if std::thread::panicking() {
+                eprintln!("could not restore ({sql}): {e}");
+            } else {
+                panic!("could not restore ({sql}): {e}");
+            }
+        }
+    }
+}
+
+/// A value for `SET GLOBAL`: NULL, a bare number, or a quoted string.
+fn sql_value(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".to_string(),
+        Some(v)
+            if !v.is_empty()
+                && v.trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit()) =>
+        {
+            v.to_string()
+        }
+        Some(v) => format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''")),
+    }
 }
