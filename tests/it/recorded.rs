@@ -1,8 +1,10 @@
 //! MySQL-only binlog paths, on binlog files recorded from real MySQL servers
-//! (../shared/fixtures/mysql-binlogs; skipped with a message when that folder is absent): no
-//! MySQL server runs here.
+//! (../shared/fixtures/mysql-binlogs): no MySQL server runs here. A clone without that folder
+//! skips these tests, each with one `skipped:` line; where the folder is, a named file that is
+//! missing or unreadable fails the test. (`mysql_events.rs` covers the same paths with events
+//! built here, on any clone.)
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::events::{EventData, RowsEventData};
@@ -11,27 +13,39 @@ use tap_mysql::catalog::types::ColumnKind;
 use tap_mysql::cdc::gtid::MysqlGtidSet;
 use tap_mysql::cdc::values::{text_bytes, ColumnDecoding};
 
+/// The shared folder of recorded binlogs (never copied into the project).
+const FOLDER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/mysql-binlogs"
+);
+
+/// The recorded file `name`: None, after one `skipped:` line, when the shared folder is absent;
+/// a panic when the folder is there but the file is missing or unreadable.
 fn fixture(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/mysql-binlogs"
-    ))
-    .join(name);
-    if p.is_file() {
-        Some(p)
-    } else {
+    let dir = Path::new(FOLDER);
+    if !dir.is_dir() {
         eprintln!(
-            "skipped: recorded binlog {} not found (only the project's shared folder has them)",
+            "skipped: the recorded MySQL binlogs ({}) are not here (only the project's shared folder has them)",
+            dir.display()
+        );
+        return None;
+    }
+    let p = dir.join(name);
+    if let Err(e) = std::fs::read(&p) {
+        panic!(
+            "recorded binlog {} is missing or unreadable ({e}), though its folder is here",
             p.display()
         );
-        None
     }
+    Some(p)
 }
 
 fn events(name: &str) -> Option<Vec<std::io::Result<mysql_common::binlog::events::Event>>> {
     let path = fixture(name)?;
-    let file = std::fs::File::open(path).unwrap();
-    let reader = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(file)).ok()?;
+    let file = std::fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("recorded binlog {}: {e}", path.display()));
+    let reader = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(file))
+        .unwrap_or_else(|e| panic!("{} is not a binlog file: {e}", path.display()));
     Some(reader.collect())
 }
 
