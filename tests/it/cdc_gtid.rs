@@ -7,7 +7,6 @@ use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 use tap_mysql::cdc::gtid::MariadbGtidPos;
 
-use crate::cdc::{config_for, lock, log_based};
 use crate::support::*;
 
 /// (stream, id, v, deleted) of every RECORD, in output order.
@@ -88,7 +87,7 @@ fn gtid_config(db: &str) -> Value {
 
 #[test]
 fn a_bookmark_with_another_servers_file_names_resumes_at_its_gtid() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("gtid_failover");
     let stream = format!("{db}-t");
     let mut c = db_conn(&db);
@@ -180,7 +179,7 @@ fn a_bookmark_with_another_servers_file_names_resumes_at_its_gtid() {
 
 #[test]
 fn streams_at_different_gtid_positions_resume_without_duplicates() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("gtid_two_streams");
     let (a, b) = (format!("{db}-a"), format!("{db}-b"));
     let mut c = db_conn(&db);
@@ -260,7 +259,7 @@ fn streams_at_different_gtid_positions_resume_without_duplicates() {
 
 #[test]
 fn a_bookmark_without_gtid_is_an_error_with_use_gtid_and_a_warning_without() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("gtid_missing");
     let stream = format!("{db}-t");
     let mut c = db_conn(&db);
@@ -317,7 +316,7 @@ impl Drop for HugeEventFile {
 
 #[test]
 fn a_null_binlog_gtid_pos_falls_back_to_gtid_binlog_pos() {
-    let _g = lock();
+    let _g = cdc_lock();
     let _rotate = HugeEventFile;
     let db = fresh_db("gtid_null_pos");
     let stream = format!("{db}-t");

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::cdc::{config_for, lock, log_based};
 use crate::support::*;
 
 /// The general log (as a table) for the life of the guard; the settings' guards keep other
@@ -49,15 +48,7 @@ fn as_user(mut cfg: Value, user: &str) -> Value {
 
 /// A user with every privilege (RELOAD included), so nothing but the tap's choice decides.
 fn all_privileges(user: &str) {
-    let mut root = root_conn();
-    root.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
-        .unwrap();
-    root.query_drop(format!(
-        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'"
-    ))
-    .unwrap();
-    root.query_drop(format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"))
-        .unwrap();
+    create_user(user, &format!("pw-{user}"), &["ALL PRIVILEGES ON *.*"]);
 }
 
 fn lock_statements(user: &str) -> Vec<String> {
@@ -72,7 +63,7 @@ fn lock_statements(user: &str) -> Vec<String> {
 
 #[test]
 fn runs_that_need_no_snapshot_take_no_lock_and_loads_are_lock_free_first() {
-    let _g = lock();
+    let _g = cdc_lock();
     let _global = server_wide_lock(); // a forced global read lock below
     let db = fresh_db("guest_nolock");
     db_conn(&db)
@@ -154,7 +145,7 @@ fn in_background(sql: String) -> std::thread::JoinHandle<Instant> {
 
 #[test]
 fn a_long_query_on_a_selected_table_blocks_neither_the_run_nor_other_writes() {
-    let _g = lock();
+    let _g = cdc_lock();
     let _running = long_query();
     let db = fresh_db("guest_longq");
     let mut c = db_conn(&db);

@@ -132,15 +132,7 @@ pub fn db_conn(db: &str) -> Conn {
 /// Creates a new empty database (utf8mb4) and returns its name.
 pub fn fresh_db(hint: &str) -> String {
     let n = DB_COUNTER.fetch_add(1, Ordering::SeqCst);
-    let name = format!("t_{hint}_{n}");
-    let mut c = root_conn();
-    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-        .expect("drop db");
-    c.query_drop(format!(
-        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-    ))
-    .expect("create db");
-    name
+    named_db(&format!("t_{hint}_{n}"))
 }
 
 /// Path of a file in the repository's fixtures/.
@@ -174,6 +166,68 @@ pub fn base_config() -> serde_json::Value {
         "password": PASSWORD,
         "connect_retries": 0,
     })
+}
+
+/// Base config limited to the database `db`.
+pub fn config_for(db: &str) -> serde_json::Value {
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = serde_json::json!(db);
+    cfg
+}
+
+/// A catalog of `db` selecting `tables` LOG_BASED (all supported columns but `skip_columns`).
+pub fn log_based(db: &str, tables: &[&str], skip_columns: &[&str]) -> serde_json::Value {
+    let mut catalog = discover(&config_for(db));
+    let ids: Vec<String> = tables.iter().map(|t| format!("{db}-{t}")).collect();
+    only_streams(
+        &mut catalog,
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let methods: Vec<(&str, &str, Option<&str>)> = ids
+        .iter()
+        .map(|i| (i.as_str(), "LOG_BASED", None))
+        .collect();
+    select_all(&mut catalog, &methods);
+    for s in catalog["streams"].as_array_mut().unwrap() {
+        for m in s["metadata"].as_array_mut().unwrap() {
+            if let Some(c) = m["breadcrumb"].get(1).and_then(serde_json::Value::as_str) {
+                if skip_columns.contains(&c) {
+                    m["metadata"]["selected"] = serde_json::json!(false);
+                }
+            }
+        }
+    }
+    catalog
+}
+
+/// CDC tests change global binlog settings and read the shared binlog: one at a time.
+static CDC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by a CDC test for its whole run.
+pub fn cdc_lock() -> std::sync::MutexGuard<'static, ()> {
+    CDC.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a CDC test under one `binlog_row_metadata` holds: the setting (restored first when
+/// dropped), then the CDC lock.
+pub struct CdcCase {
+    _metadata: GlobalSetting,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+/// The setup of a CDC test under `binlog_row_metadata = metadata`: the CDC lock, the setting,
+/// and a fresh database named after `hint` and the setting.
+pub fn cdc_case(hint: &str, metadata: &str) -> (CdcCase, String) {
+    let lock = cdc_lock();
+    let setting = set_global("binlog_row_metadata", metadata);
+    let db = fresh_db(&format!("{hint}_{}", metadata.to_lowercase()));
+    (
+        CdcCase {
+            _metadata: setting,
+            _lock: lock,
+        },
+        db,
+    )
 }
 
 /// Writes JSON to a temp file that lives as long as the returned handle.
@@ -212,6 +266,22 @@ pub fn stdout_of(o: &Output) -> String {
 /// stderr as text.
 pub fn stderr_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Creates (or recreates) the account `name`@'%' with `password` and each of `grants` (such as
+/// ``SELECT ON `db`.*``).
+pub fn create_user(name: &str, password: &str, grants: &[&str]) {
+    let mut root = root_conn();
+    root.query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
+        .expect("drop user");
+    root.query_drop(format!(
+        "CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'"
+    ))
+    .expect("create user");
+    for grant in grants {
+        root.query_drop(format!("GRANT {grant} TO '{name}'@'%'"))
+            .unwrap_or_else(|e| panic!("GRANT {grant} TO {name}: {e}"));
+    }
 }
 
 /// Creates (or recreates) a database with exactly this name.
@@ -261,6 +331,20 @@ impl Run {
             .collect()
     }
 
+    /// The `record` text of each RECORD line, in order, exactly as written.
+    pub fn record_texts(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
+            .map(|l| record_text(l))
+            .collect()
+    }
+
+    /// The raw JSON text of each value of each RECORD, in order, by key.
+    pub fn raw_records(&self) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.record_texts().into_iter().map(raw_values).collect()
+    }
+
     /// The value of the last STATE message.
     pub fn last_state(&self) -> serde_json::Value {
         self.messages
@@ -289,21 +373,41 @@ pub fn sync_any(
     catalog: Option<&serde_json::Value>,
     state: Option<&serde_json::Value>,
 ) -> Run {
-    let cfg = json_file(config);
-    let cat = catalog.map(json_file);
-    let st = state.map(json_file);
-    let mut args: Vec<String> = vec!["--config".into(), cfg.path().to_string_lossy().into()];
-    if let Some(c) = &cat {
-        args.push("--catalog".into());
-        args.push(c.path().to_string_lossy().into());
-    }
-    if let Some(s) = &st {
-        args.push("--state".into());
-        args.push(s.path().to_string_lossy().into());
-    }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_tap(&argv, &[]);
+    let files = TapFiles::new(config, catalog, state);
+    let out = run_tap(&files.args(), &[]);
     parse_run(&out.stdout, stderr_of(&out), out.status.code())
+}
+
+/// A sync's config, catalog and state in temp files (alive as long as this), as arguments.
+pub struct TapFiles {
+    files: Vec<(&'static str, tempfile::NamedTempFile)>,
+}
+
+impl TapFiles {
+    /// Writes the files.
+    pub fn new(
+        config: &serde_json::Value,
+        catalog: Option<&serde_json::Value>,
+        state: Option<&serde_json::Value>,
+    ) -> TapFiles {
+        let files = [
+            ("--config", Some(config)),
+            ("--catalog", catalog),
+            ("--state", state),
+        ]
+        .into_iter()
+        .filter_map(|(flag, v)| Some((flag, json_file(v?))))
+        .collect();
+        TapFiles { files }
+    }
+
+    /// `--config FILE [--catalog FILE] [--state FILE]`.
+    pub fn args(&self) -> Vec<&str> {
+        self.files
+            .iter()
+            .flat_map(|(flag, f)| [*flag, f.path().to_str().expect("UTF-8 temp path")])
+            .collect()
+    }
 }
 
 /// Parses stdout into lines and messages.
@@ -368,18 +472,9 @@ pub fn run_and_kill_after(
     n: usize,
 ) -> Run {
     use std::io::{BufRead, BufReader, Read};
-    let cfg = json_file(config);
-    let cat = catalog.map(json_file);
-    let st = state.map(json_file);
-    let mut cmd = Command::new(tap_bin());
-    cmd.args(["--config", cfg.path().to_str().unwrap()]);
-    if let Some(c) = &cat {
-        cmd.args(["--catalog", c.path().to_str().unwrap()]);
-    }
-    if let Some(s) = &st {
-        cmd.args(["--state", s.path().to_str().unwrap()]);
-    }
-    let mut child = cmd
+    let files = TapFiles::new(config, catalog, state);
+    let mut child = Command::new(tap_bin())
+        .args(files.args())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -401,6 +496,24 @@ pub fn run_and_kill_after(
     // Drop a trailing partial line: a real interruption can cut one.
     text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
     parse_run(text.as_bytes(), String::new(), None)
+}
+
+/// The `id` of every row in JSONL files (BATCH files written uncompressed), file by file.
+pub fn jsonl_ids(files: &[PathBuf]) -> Vec<i64> {
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                        .as_i64()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The raw JSON text of each top-level value of a record object, by key.
