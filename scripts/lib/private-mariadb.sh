@@ -70,8 +70,9 @@ private_mariadb_start() {
     || { echo "mariadbd not found on PATH or in /usr/sbin: install Debian's mariadb-server package (apt-get install mariadb-server)" >&2; return 1; }
   install=$(_private_mariadb_find mariadb-install-db mysql_install_db) \
     || { echo "mariadb-install-db not found: install Debian's mariadb-server package" >&2; return 1; }
-  client=$(_private_mariadb_find mariadb mysql) \
-    || { echo "the mariadb client not found: install Debian's mariadb-client package" >&2; return 1; }
+  # The client checks that the server answers; without it (a server-only install), the error
+  # log's "ready for connections" line has to do. private_mariadb_sql needs it.
+  client=$(_private_mariadb_find mariadb mysql) || client=
   PRIVATE_CLIENT=$client
   local user_opt=()
   [ "$(id -u)" = 0 ] && user_opt=(--user=root)
@@ -101,7 +102,11 @@ private_mariadb_start() {
     echo "$PRIVATE_PID" >"$work/launcher.pid"
     deadline=$((SECONDS + 60))
     while [ "$SECONDS" -lt "$deadline" ]; do
-      "$client" --no-defaults -S "$PRIVATE_SOCKET" -uroot -e 'SELECT 1' >/dev/null 2>&1 && return 0
+      if [ -n "$client" ]; then
+        "$client" --no-defaults -S "$PRIVATE_SOCKET" -uroot -e 'SELECT 1' >/dev/null 2>&1 && return 0
+      elif [ -S "$PRIVATE_SOCKET" ] && grep -q "ready for connections" "$work/error.log" 2>/dev/null; then
+        return 0
+      fi
       if ! kill -0 "$PRIVATE_PID" 2>/dev/null; then
         status=0
         wait "$PRIVATE_PID" 2>/dev/null || status=$?
@@ -123,7 +128,9 @@ private_mariadb_start() {
 }
 
 private_mariadb_sql() {
-  "${PRIVATE_CLIENT:-mariadb}" --no-defaults -S "$PRIVATE_SOCKET" -uroot "$@"
+  [ -n "${PRIVATE_CLIENT:-}" ] \
+    || { echo "the mariadb client not found: install Debian's mariadb-client package" >&2; return 1; }
+  "$PRIVATE_CLIENT" --no-defaults -S "$PRIVATE_SOCKET" -uroot "$@"
 }
 
 private_mariadb_stop() {
