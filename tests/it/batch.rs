@@ -1,6 +1,6 @@
 //! BATCH messages: Parquet and JSONL files, exact types, nothing lost.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use std::io::Read;
 
@@ -30,8 +30,7 @@ fn batch_config(
     compression: &str,
     size: u64,
 ) -> Value {
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let mut cfg = config_for(db);
     cfg["max_parallel_streams"] = json!(1);
     cfg["batch_config"] = json!({
         "encoding": {"format": format, "compression": compression},
@@ -42,8 +41,7 @@ fn batch_config(
 }
 
 fn all_types_catalog(db: &str) -> Value {
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(db);
     let mut catalog = discover(&cfg);
     only_streams(&mut catalog, &[&format!("{db}-all_types")]);
     select_all(&mut catalog, &[]);
@@ -234,15 +232,9 @@ fn read_parquet(files: &[std::path::PathBuf]) -> Vec<RecordBatch> {
 fn parquet_columns_have_declared_types_and_record_values() {
     let db = fixture();
     let catalog = all_types_catalog(db);
-    let mut plain = base_config();
-    plain["filter_dbs"] = json!(db);
+    let plain = config_for(db);
     let records = sync(&plain, Some(&catalog), None);
-    let record_rows: Vec<BTreeMap<String, String>> = records
-        .lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
-        .map(|l| raw_values(record_text(l)))
-        .collect();
+    let record_rows = records.raw_records();
     assert_eq!(record_rows.len(), 7);
 
     let dir = tempfile::tempdir().unwrap();
@@ -328,14 +320,9 @@ fn parquet_columns_have_declared_types_and_record_values() {
 fn jsonl_files_hold_the_record_values() {
     let db = fixture();
     let catalog = all_types_catalog(db);
-    let mut plain = base_config();
-    plain["filter_dbs"] = json!(db);
-    let records: Vec<String> = sync(&plain, Some(&catalog), None)
-        .lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
-        .map(|l| record_text(l).to_string())
-        .collect();
+    let plain = config_for(db);
+    let record_run = sync(&plain, Some(&catalog), None);
+    let records = record_run.record_texts();
     for compression in ["none", "gzip"] {
         let dir = tempfile::tempdir().unwrap();
         let run = sync(
@@ -380,22 +367,6 @@ fn state_never_covers_rows_of_an_unfinished_file() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = batch_config(&db, dir.path(), "jsonl", "none", 500);
     let id = format!("{db}-t");
-    let ids_in = |files: &[std::path::PathBuf]| -> Vec<i64> {
-        files
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(|l| {
-                        serde_json::from_str::<Value>(l).unwrap()["id"]
-                            .as_i64()
-                            .unwrap()
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
     let first = run_and_kill_after(&cfg, None, None, 120);
     // Walk the messages: every STATE covers only rows of files announced before it.
     let mut announced: Vec<std::path::PathBuf> = Vec::new();
@@ -413,7 +384,7 @@ fn state_never_covers_rows_of_an_unfinished_file() {
             "/value/bookmarks/{}/last_pk_fetched/id",
             id.replace('/', "~1")
         )) {
-            let covered = ids_in(&announced).into_iter().max().unwrap_or(0);
+            let covered = jsonl_ids(&announced).into_iter().max().unwrap_or(0);
             assert!(
                 last.as_i64().unwrap() <= covered,
                 "STATE at {last} but files only hold up to {covered}"
@@ -430,8 +401,8 @@ fn state_never_covers_rows_of_an_unfinished_file() {
 
     let second = sync(&cfg, None, Some(&state));
     let later = manifest_files(&second, "jsonl", "none");
-    let mut all: HashSet<i64> = ids_in(&announced).into_iter().collect();
-    all.extend(ids_in(&later));
+    let mut all: HashSet<i64> = jsonl_ids(&announced).into_iter().collect();
+    all.extend(jsonl_ids(&later));
     assert_eq!(
         all.len(),
         n,

@@ -1,50 +1,11 @@
 //! LOG_BASED: initial snapshot, then binlog CDC on the private MariaDB (binlog ROW/FULL, GTIDs).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-/// CDC tests change global binlog settings and read the shared binlog: one at a time.
-static CDC: Mutex<()> = Mutex::new(());
-
-pub(crate) fn lock() -> std::sync::MutexGuard<'static, ()> {
-    CDC.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn config_for(db: &str) -> Value {
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
-    cfg
-}
-
-/// A catalog selecting `tables` LOG_BASED (all supported columns).
-pub(crate) fn log_based(db: &str, tables: &[&str], skip_columns: &[&str]) -> Value {
-    let mut catalog = discover(&config_for(db));
-    let ids: Vec<String> = tables.iter().map(|t| format!("{db}-{t}")).collect();
-    only_streams(
-        &mut catalog,
-        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let methods: Vec<(&str, &str, Option<&str>)> = ids
-        .iter()
-        .map(|i| (i.as_str(), "LOG_BASED", None))
-        .collect();
-    select_all(&mut catalog, &methods);
-    for s in catalog["streams"].as_array_mut().unwrap() {
-        for m in s["metadata"].as_array_mut().unwrap() {
-            if let Some(c) = m["breadcrumb"].get(1).and_then(Value::as_str) {
-                if skip_columns.contains(&c) {
-                    m["metadata"]["selected"] = json!(false);
-                }
-            }
-        }
-    }
-    catalog
-}
 
 fn records_of(run: &Run) -> Vec<(String, Value)> {
     run.messages
@@ -69,29 +30,8 @@ fn snapshot_then_changes_with_no_log_row_metadata() {
     flow_case("NO_LOG");
 }
 
-/// Sets the server's binlog_row_metadata for the life of the guard (FULL again when dropped, also
-/// when the test fails).
-pub(crate) struct Metadata;
-
-impl Metadata {
-    pub(crate) fn set(value: &str) -> Metadata {
-        root_conn()
-            .query_drop(format!("SET GLOBAL binlog_row_metadata = '{value}'"))
-            .unwrap();
-        Metadata
-    }
-}
-
-impl Drop for Metadata {
-    fn drop(&mut self) {
-        let _ = root_conn().query_drop("SET GLOBAL binlog_row_metadata = 'FULL'");
-    }
-}
-
 fn flow_case(metadata: &str) {
-    let _g = lock();
-    let _m = Metadata::set(metadata);
-    let db = fresh_db(&format!("cdc_flow_{}", metadata.to_lowercase()));
+    let (_case, db) = cdc_case("cdc_flow", metadata);
     let mut c = db_conn(&db);
     c.query_drop(
         "CREATE TABLE a (id int primary key, v varchar(20), n bigint unsigned);
@@ -225,9 +165,9 @@ fn resuming_by_mariadb_gtid_loses_and_splits_no_transaction() {
 }
 
 fn resume_case(use_gtid: bool) {
-    let _g = lock();
+    let _g = cdc_lock();
     // NO_LOG here (the server default on MariaDB); the flow test covers FULL and NO_LOG.
-    let _m = Metadata::set("NO_LOG");
+    let _m = set_global("binlog_row_metadata", "NO_LOG");
     let db = fresh_db(if use_gtid {
         "cdc_resume_gtid"
     } else {
@@ -298,7 +238,7 @@ fn resume_case(use_gtid: bool) {
 /// row metadata.
 #[test]
 fn binlog_values_equal_snapshot_values_with_full_and_no_log_metadata() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("cdc_types");
     load_fixture(&db, "types.sql");
     let cols: Vec<String> = {
@@ -319,15 +259,10 @@ fn binlog_values_equal_snapshot_values_with_full_and_no_log_metadata() {
     let mut snap_catalog = discover(&plain);
     only_streams(&mut snap_catalog, &[&format!("{db}-all_types")]);
     select_all(&mut snap_catalog, &[]);
-    let snapshot: Vec<BTreeMap<String, String>> = sync(&plain, Some(&snap_catalog), None)
-        .lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
-        .map(|l| raw_values(record_text(l)))
-        .collect();
+    let snapshot = sync(&plain, Some(&snap_catalog), None).raw_records();
     assert_eq!(snapshot.len(), 7);
     for metadata in ["FULL", "NO_LOG"] {
-        let _m = Metadata::set(metadata);
+        let _m = set_global("binlog_row_metadata", metadata);
         let table = format!("cdc_{}", metadata.to_lowercase());
         let mut c = db_conn(&db);
         c.query_drop(format!("CREATE TABLE `{table}` LIKE all_types"))
@@ -339,12 +274,7 @@ fn binlog_values_equal_snapshot_values_with_full_and_no_log_metadata() {
         ))
         .unwrap();
         let run = sync(&plain, Some(&catalog), Some(&state));
-        let cdc: Vec<BTreeMap<String, String>> = run
-            .lines
-            .iter()
-            .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
-            .map(|l| raw_values(record_text(l)))
-            .collect();
+        let cdc = run.raw_records();
         assert_eq!(cdc.len(), 7, "{metadata}");
         for (row, (got, want)) in cdc.iter().zip(&snapshot).enumerate() {
             for (col, value) in got {
@@ -376,7 +306,7 @@ fn binlog_values_equal_snapshot_values_with_full_and_no_log_metadata() {
 
 #[test]
 fn cdc_failure_modes_are_clear() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("cdc_fail");
     db_conn(&db)
         .query_drop(
@@ -425,12 +355,10 @@ fn cdc_failure_modes_are_clear() {
         run.stderr
     );
     // binlog_format other than ROW.
-    let mut root = root_conn();
-    root.query_drop("SET GLOBAL binlog_format = 'STATEMENT'")
-        .unwrap();
+    let statement = set_global("binlog_format", "STATEMENT");
     let state = sync(&cfg, Some(&catalog), None).last_state();
     let run = sync_any(&cfg, Some(&catalog), Some(&state));
-    root.query_drop("SET GLOBAL binlog_format = 'ROW'").unwrap();
+    drop(statement);
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr
@@ -451,9 +379,7 @@ fn schema_changes_mid_stream_with_no_log_row_metadata() {
 }
 
 fn ddl_case(metadata: &str) {
-    let _g = lock();
-    let _m = Metadata::set(metadata);
-    let db = fresh_db(&format!("cdc_ddl_{}", metadata.to_lowercase()));
+    let (_case, db) = cdc_case("cdc_ddl", metadata);
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
         .unwrap();
@@ -507,9 +433,7 @@ fn ddl_case(metadata: &str) {
 
 #[test]
 fn no_log_metadata_follows_columns_that_moved() {
-    let _g = lock();
-    let _m = Metadata::set("NO_LOG");
-    let db = fresh_db("cdc_moved");
+    let (_case, db) = cdc_case("cdc_moved", "NO_LOG");
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
         .unwrap();
@@ -543,9 +467,7 @@ fn no_log_metadata_follows_columns_that_moved() {
 
 #[test]
 fn no_log_metadata_table_swap_with_auto_resnapshot_off_fails_clearly() {
-    let _g = lock();
-    let _m = Metadata::set("NO_LOG");
-    let db = fresh_db("cdc_swap");
+    let (_case, db) = cdc_case("cdc_swap", "NO_LOG");
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, a varchar(10), b int)")
         .unwrap();
@@ -578,18 +500,12 @@ fn no_log_metadata_table_swap_with_auto_resnapshot_off_fails_clearly() {
 
 #[test]
 fn missing_replication_privileges_are_named() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("cdc_priv");
     db_conn(&db)
         .query_drop("CREATE TABLE t (id int primary key)")
         .unwrap();
-    let mut root = root_conn();
-    root.query_drop("DROP USER IF EXISTS 'cdc_select'@'%'")
-        .unwrap();
-    root.query_drop("CREATE USER 'cdc_select'@'%' IDENTIFIED BY 'pw-cdc'")
-        .unwrap();
-    root.query_drop(format!("GRANT SELECT ON `{db}`.* TO 'cdc_select'@'%'"))
-        .unwrap();
+    create_user("cdc_select", "pw-cdc", &[&format!("SELECT ON `{db}`.*")]);
     let catalog = log_based(&db, &["t"], &[]);
     let state = sync(&config_for(&db), Some(&catalog), None).last_state();
     let mut cfg = config_for(&db);
@@ -599,7 +515,8 @@ fn missing_replication_privileges_are_named() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("REPLICATION CLIENT"), "{}", run.stderr);
     // And with the position readable but no REPLICATION SLAVE, the dump itself is refused.
-    root.query_drop("GRANT BINLOG MONITOR ON *.* TO 'cdc_select'@'%'")
+    root_conn()
+        .query_drop("GRANT BINLOG MONITOR ON *.* TO 'cdc_select'@'%'")
         .unwrap();
     let run = sync_any(&cfg, Some(&catalog), Some(&state));
     assert_eq!(run.code, Some(1), "{}", run.stderr);
@@ -608,7 +525,7 @@ fn missing_replication_privileges_are_named() {
 
 #[test]
 fn a_killed_replication_connection_resumes_at_the_last_commit() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("cdc_kill");
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t (id int primary key, v varchar(400))")
@@ -624,17 +541,9 @@ fn a_killed_replication_connection_resumes_at_the_last_commit() {
         ))
         .unwrap();
     }
-    let (cfg_f, cat_f, st_f) = (json_file(&cfg), json_file(&catalog), json_file(&state));
-    let args = [
-        "--config",
-        cfg_f.path().to_str().unwrap(),
-        "--catalog",
-        cat_f.path().to_str().unwrap(),
-        "--state",
-        st_f.path().to_str().unwrap(),
-    ];
+    let files = TapFiles::new(&cfg, Some(&catalog), Some(&state));
     let mut killed = 0;
-    let run = run_with_action(&args, 20_000, |_| {
+    let run = run_with_action(&files.args(), 20_000, |_| {
         killed = kill_connections("COMMAND LIKE 'Binlog Dump%'");
     });
     assert!(killed > 0, "the dump connection was running");

@@ -5,7 +5,6 @@
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::cdc::{config_for, lock, log_based, Metadata};
 use crate::model_target::{assert_matches_source, Target};
 use crate::support::*;
 
@@ -42,9 +41,7 @@ fn key_changes_delete_the_old_key_with_no_log_metadata() {
 }
 
 fn key_change_case(metadata: &str) {
-    let _g = lock();
-    let _m = Metadata::set(metadata);
-    let db = fresh_db(&format!("cdc_keys_{}", metadata.to_lowercase()));
+    let (_case, db) = cdc_case("cdc_keys", metadata);
     let mut c = db_conn(&db);
     c.query_drop(
         "CREATE TABLE s (id int primary key, v varchar(10));
@@ -122,9 +119,7 @@ fn activations(run: &Run) -> Vec<u64> {
 
 #[test]
 fn truncate_and_drop_start_a_new_table_version() {
-    let _g = lock();
-    let _m = Metadata::set("NO_LOG");
-    let db = fresh_db("cdc_truncate");
+    let (_case, db) = cdc_case("cdc_truncate", "NO_LOG");
     let mut c = db_conn(&db);
     c.query_drop(
         "CREATE TABLE t (id int primary key, v int);
@@ -262,9 +257,7 @@ fn truncate_and_drop_start_a_new_table_version() {
 
 #[test]
 fn ddl_on_other_tables_never_touches_a_stream() {
-    let _g = lock();
-    let _m = Metadata::set("NO_LOG");
-    let db = fresh_db("cdc_identity");
+    let (_case, db) = cdc_case("cdc_identity", "NO_LOG");
     let other = fresh_db("cdc_identity_other");
     let mut c = db_conn(&db);
     c.query_drop(
@@ -320,9 +313,7 @@ fn a_table_swap_heals_with_a_new_version_under_full() {
 }
 
 fn swap_case(metadata: &str) {
-    let _g = lock();
-    let _m = Metadata::set(metadata);
-    let db = fresh_db(&format!("cdc_heal_{}", metadata.to_lowercase()));
+    let (_case, db) = cdc_case("cdc_heal", metadata);
     let mut c = db_conn(&db);
     c.query_drop(
         "CREATE TABLE t (id int primary key, a varchar(10), b int);
@@ -392,7 +383,7 @@ fn swap_case(metadata: &str) {
 
 #[test]
 fn a_purged_binlog_heals_with_a_new_version() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("cdc_purged");
     let mut c = db_conn(&db);
     c.query_drop(
@@ -471,7 +462,7 @@ fn a_purged_binlog_heals_with_a_new_version() {
 /// the BATCH rows it just loaded): it starts with one, before the files.
 #[test]
 fn a_batch_mode_resnapshot_activates_its_version_before_the_files() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("cdc_heal_batch");
     db_conn(&db)
         .query_drop("CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1), (2), (3);")

@@ -7,7 +7,6 @@ use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 use tap_mysql::testing::MariadbGtidPos;
 
-use crate::cdc::{config_for, lock, log_based};
 use crate::support::*;
 
 /// (stream, id, v, deleted) of every RECORD, in output order.
@@ -51,16 +50,10 @@ fn current_file() -> String {
 /// The GTID position at `file`:`pos`, asked on a session whose max_allowed_packet lets
 /// BINLOG_GTID_POS read past huge events (other tests write some).
 fn gtid_at(file: &str, pos: u64) -> String {
-    let mut root = root_conn();
-    let old: u64 = root
-        .query_first("SELECT @@GLOBAL.max_allowed_packet")
-        .unwrap()
-        .unwrap();
-    root.query_drop("SET GLOBAL max_allowed_packet = 1073741824")
-        .unwrap();
-    let mut big = root_conn();
-    root.query_drop(format!("SET GLOBAL max_allowed_packet = {old}"))
-        .unwrap();
+    let mut big = {
+        let _packet = set_global("max_allowed_packet", "1073741824");
+        root_conn()
+    };
     let g: Option<Option<String>> = big
         .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, pos))
         .unwrap();
@@ -94,7 +87,7 @@ fn gtid_config(db: &str) -> Value {
 
 #[test]
 fn a_bookmark_with_another_servers_file_names_resumes_at_its_gtid() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("gtid_failover");
     let stream = format!("{db}-t");
     let mut c = db_conn(&db);
@@ -186,7 +179,7 @@ fn a_bookmark_with_another_servers_file_names_resumes_at_its_gtid() {
 
 #[test]
 fn streams_at_different_gtid_positions_resume_without_duplicates() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("gtid_two_streams");
     let (a, b) = (format!("{db}-a"), format!("{db}-b"));
     let mut c = db_conn(&db);
@@ -266,7 +259,7 @@ fn streams_at_different_gtid_positions_resume_without_duplicates() {
 
 #[test]
 fn a_bookmark_without_gtid_is_an_error_with_use_gtid_and_a_warning_without() {
-    let _g = lock();
+    let _g = cdc_lock();
     let db = fresh_db("gtid_missing");
     let stream = format!("{db}-t");
     let mut c = db_conn(&db);
@@ -323,7 +316,7 @@ impl Drop for HugeEventFile {
 
 #[test]
 fn a_null_binlog_gtid_pos_falls_back_to_gtid_binlog_pos() {
-    let _g = lock();
+    let _g = cdc_lock();
     let _rotate = HugeEventFile;
     let db = fresh_db("gtid_null_pos");
     let stream = format!("{db}-t");

@@ -15,7 +15,6 @@ use mysql::prelude::Queryable;
 use mysql::Conn;
 use serde_json::{json, Value};
 
-use crate::cdc::{config_for, lock, log_based, Metadata};
 use crate::model_target::{assert_matches_source, Target};
 use crate::support::*;
 
@@ -48,8 +47,8 @@ fn random_writer_with_killed_runs_ends_exact_by_gtid() {
 }
 
 fn pipeline_case(metadata: &str, seed: u64, use_gtid: bool) {
-    let _g = lock();
-    let _m = Metadata::set(metadata);
+    let _g = cdc_lock();
+    let _m = set_global("binlog_row_metadata", metadata);
     let mode = format!(
         "{}{}",
         metadata.to_lowercase(),

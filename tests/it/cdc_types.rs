@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::cdc::{config_for, lock, log_based, Metadata};
 use crate::support::*;
 
 /// One row's values as raw JSON text, by column.
@@ -111,15 +110,6 @@ fn tuple(id: i64, k: usize) -> String {
     )
 }
 
-/// The RECORD values of a run, in order, as raw JSON text.
-fn records(run: &Run) -> Vec<Row> {
-    run.lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
-        .map(|l| raw_values(record_text(l)))
-        .collect()
-}
-
 fn id_of(r: &Row) -> i64 {
     r["id"].parse().unwrap()
 }
@@ -141,7 +131,8 @@ fn snapshot(cfg: &Value, catalog: &Value) -> BTreeMap<i64, Row> {
             }
         }
     }
-    records(&sync(cfg, Some(&full), None))
+    sync(cfg, Some(&full), None)
+        .raw_records()
         .into_iter()
         .map(|r| (id_of(&r), values(&r)))
         .collect()
@@ -173,7 +164,7 @@ fn check_cdc(
     changed: &BTreeSet<i64>,
     deleted: &BTreeSet<i64>,
 ) {
-    let recs = records(run);
+    let recs = run.raw_records();
     assert!(!recs.is_empty(), "{what}: no records");
     let mut last: BTreeMap<i64, Row> = BTreeMap::new();
     for r in recs {
@@ -209,9 +200,7 @@ fn check_cdc(
 }
 
 fn types_case(metadata: &str) {
-    let _g = lock();
-    let _m = Metadata::set(metadata);
-    let db = fresh_db(&format!("cdc_types_{}", metadata.to_lowercase()));
+    let (_case, db) = cdc_case("cdc_types", metadata);
     let mut c = db_conn(&db);
     c.query_drop(
         "CREATE TABLE t (id int PRIMARY KEY, p point, g geometry, u uuid, i6 inet6, i4 inet4)",
@@ -225,7 +214,8 @@ fn types_case(metadata: &str) {
 
     // Initial load (a snapshot read).
     let first = sync(&cfg, Some(&catalog), None);
-    let loaded: BTreeMap<i64, Row> = records(&first)
+    let loaded: BTreeMap<i64, Row> = first
+        .raw_records()
         .iter()
         .map(|r| (id_of(r), values(r)))
         .collect();

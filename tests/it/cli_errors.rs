@@ -260,8 +260,7 @@ fn progress_metrics_json_logs_and_quiet() {
             "CREATE TABLE t (id int primary key); INSERT INTO t SELECT seq FROM seq_1_to_3000",
         )
         .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let mut cfg = config_for(&db);
     let f = json_file(&cfg);
     let out = run_tap(&["--config", f.path().to_str().unwrap()], &[]);
     let err = stderr_of(&out);

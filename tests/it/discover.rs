@@ -29,8 +29,7 @@ fn stream_md(s: &serde_json::Value) -> &serde_json::Value {
 fn fixture_catalog_snapshot() {
     let db = named_db("tap_fixture");
     load_fixture(&db, "types.sql");
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(&db);
     let catalog = discover(&cfg);
     // row-count is an optimizer estimate: checked here, redacted in the snapshot.
     for s in catalog["streams"].as_array().unwrap() {
@@ -52,8 +51,7 @@ fn meltano_style_discover_ignores_state_and_catalog() {
     db_conn(&db)
         .query_drop("CREATE TABLE t (id int primary key)")
         .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(&db);
     let cfg_file = json_file(&cfg);
     let state = json_file(&json!({"bookmarks": {}}));
     let catalog = json_file(&json!({"streams": []}));
@@ -149,8 +147,7 @@ fn view_without_replication_key_is_forced_full_table() {
             "CREATE TABLE t (id int primary key, body text); CREATE VIEW v AS SELECT body FROM t",
         )
         .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(&db);
     let catalog = discover(&cfg);
     let md = stream_md(stream(&catalog, &format!("{db}-v")));
     assert_eq!(md["forced-replication-method"], "FULL_TABLE");
@@ -163,8 +160,7 @@ fn type_options_change_the_schema() {
     db_conn(&db)
         .query_drop("CREATE TABLE t (id int primary key, flag tinyint(1) not null, amount decimal(12,2), doc json)")
         .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let mut cfg = config_for(&db);
     cfg["tinyint1_as_boolean"] = json!(false);
     cfg["decimal_as_string"] = json!("true");
     cfg["json_as_string"] = json!(true);
@@ -206,8 +202,7 @@ fn discovery_of_2000_tables() {
         c.query_drop(sql).unwrap();
     }
     let built = build.elapsed();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(&db);
     let started = Instant::now();
     let catalog = discover(&cfg);
     let took = started.elapsed();

@@ -17,14 +17,9 @@ fn run_killing(
     table: &str,
     after_lines: usize,
 ) -> (Run, usize) {
-    let cfg_file = json_file(cfg);
-    let cat = catalog.map(json_file);
-    let mut args = vec!["--config", cfg_file.path().to_str().unwrap()];
-    if let Some(c) = &cat {
-        args.extend(["--catalog", c.path().to_str().unwrap()]);
-    }
+    let files = TapFiles::new(cfg, catalog, None);
     let mut killed = 0;
-    let run = run_with_action(&args, after_lines, |_| {
+    let run = run_with_action(&files.args(), after_lines, |_| {
         killed = kill_connections(&format!("INFO LIKE 'SELECT%{table}%'"));
     });
     (run, killed)
@@ -55,8 +50,7 @@ fn assert_complete(run: &Run, killed: usize, stream: &str, n: usize, max_dups: u
 }
 
 fn config(db: &str, workers: u64) -> Value {
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let mut cfg = config_for(db);
     cfg["connect_retries"] = json!(3);
     cfg["max_parallel_streams"] = json!(workers);
     cfg

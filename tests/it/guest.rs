@@ -2,27 +2,29 @@
 //! lock-free first on MariaDB, and a long-running query on a selected table neither blocks the
 //! run nor makes other sessions' writes wait.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::cdc::{config_for, lock, log_based};
 use crate::support::*;
 
-/// The server's general log is global: one test at a time turns it on.
-static GENERAL_LOG: Mutex<()> = Mutex::new(());
-
-/// The general log (as a table) for the life of the guard.
-struct GeneralLog;
+/// The general log (as a table) for the life of the guard; the settings' guards keep other
+/// tests that change global settings out meanwhile.
+struct GeneralLog {
+    // Dropped in this order: the log off first, then its output back.
+    _on: GlobalSetting,
+    _output: GlobalSetting,
+}
 
 impl GeneralLog {
     fn on() -> GeneralLog {
-        root_conn()
-            .query_drop("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 'ON'")
-            .unwrap();
-        GeneralLog
+        let output = set_global("log_output", "TABLE");
+        let on = set_global("general_log", "ON");
+        GeneralLog {
+            _on: on,
+            _output: output,
+        }
     }
 
     /// Statements logged for `user`.
@@ -37,12 +39,6 @@ impl GeneralLog {
     }
 }
 
-impl Drop for GeneralLog {
-    fn drop(&mut self) {
-        let _ = root_conn().query_drop("SET GLOBAL general_log = 'OFF'");
-    }
-}
-
 fn as_user(mut cfg: Value, user: &str) -> Value {
     cfg["user"] = json!(user);
     cfg["password"] = json!(format!("pw-{user}"));
@@ -52,15 +48,7 @@ fn as_user(mut cfg: Value, user: &str) -> Value {
 
 /// A user with every privilege (RELOAD included), so nothing but the tap's choice decides.
 fn all_privileges(user: &str) {
-    let mut root = root_conn();
-    root.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
-        .unwrap();
-    root.query_drop(format!(
-        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'"
-    ))
-    .unwrap();
-    root.query_drop(format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"))
-        .unwrap();
+    create_user(user, &format!("pw-{user}"), &["ALL PRIVILEGES ON *.*"]);
 }
 
 fn lock_statements(user: &str) -> Vec<String> {
@@ -75,8 +63,7 @@ fn lock_statements(user: &str) -> Vec<String> {
 
 #[test]
 fn runs_that_need_no_snapshot_take_no_lock_and_loads_are_lock_free_first() {
-    let _g = lock();
-    let _log = GENERAL_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = cdc_lock();
     let _global = server_wide_lock(); // a forced global read lock below
     let db = fresh_db("guest_nolock");
     db_conn(&db)
@@ -158,7 +145,7 @@ fn in_background(sql: String) -> std::thread::JoinHandle<Instant> {
 
 #[test]
 fn a_long_query_on_a_selected_table_blocks_neither_the_run_nor_other_writes() {
-    let _g = lock();
+    let _g = cdc_lock();
     let _running = long_query();
     let db = fresh_db("guest_longq");
     let mut c = db_conn(&db);

@@ -19,8 +19,7 @@ fn names_with_quotes_backticks_newlines_and_unicode_sync_and_resume() {
         "INSERT INTO `{qt}` SELECT CONCAT('a''`\"', seq % 7), seq, CONCAT('v', seq) FROM seq_1_to_5000"
     ))
     .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let mut cfg = config_for(&db);
     cfg["state_interval_rows"] = json!(300);
     cfg["max_parallel_streams"] = json!(1);
     let id = format!("{db}-{table}");
@@ -49,8 +48,7 @@ fn state_from_another_catalog_is_a_clear_error() {
     db_conn(&db)
         .query_drop("CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1), (2)")
         .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(&db);
     let id = format!("{db}-t");
     // pipelinewise-style in-progress bookmark keyed by a column this table does not have.
     let state = json!({"bookmarks": {&id: {"version": 1, "last_pk_fetched": {"order_id": 5}, "max_pk_values": {"order_id": 9}}}});
@@ -81,27 +79,20 @@ fn state_from_another_catalog_is_a_clear_error() {
 
 #[test]
 fn a_stalled_reader_does_not_kill_the_read() {
-    let _running = long_query();
     // The server drops a streaming query whose client stalls past net_write_timeout; the tap's
-    // sessions set it to an hour. Lower the server default to 2 s, stall 5 s, read on.
+    // sessions set it to an hour. Lower the server default to 2 s, stall 5 s, read on. (The
+    // setting's guard holds the server-wide lock, so no test waits for this stalled query.)
     let db = fresh_db("stall");
     db_conn(&db)
         .query_drop("CREATE TABLE t (id int primary key, v varchar(200)); INSERT INTO t SELECT seq, REPEAT('x', 200) FROM seq_1_to_100000")
         .unwrap();
-    let mut root = root_conn();
-    let before: i64 = root
-        .query_first("SELECT @@GLOBAL.net_write_timeout")
-        .unwrap()
-        .unwrap();
-    root.query_drop("SET GLOBAL net_write_timeout = 2").unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let timeout = set_global("net_write_timeout", "2");
+    let cfg = config_for(&db);
     let cfg_file = json_file(&cfg);
     let run = run_with_action(&["--config", cfg_file.path().to_str().unwrap()], 1, |_| {
         std::thread::sleep(std::time::Duration::from_secs(5));
     });
-    root.query_drop(format!("SET GLOBAL net_write_timeout = {before}"))
-        .unwrap();
+    drop(timeout);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         !run.stderr.contains("reconnecting"),
@@ -121,8 +112,7 @@ fn huge_values_come_through_whole() {
              INSERT INTO t VALUES (1, REPEAT(X'00FF', 6 * 1024 * 1024), REPEAT('é', 6 * 1024 * 1024))",
         )
         .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(&db);
     let run = sync(&cfg, None, None);
     let r = &run.records(&format!("{db}-t"))[0];
     let b = r["b"].as_str().unwrap();

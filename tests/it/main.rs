@@ -15,6 +15,7 @@ mod faults;
 mod guest;
 mod hostile;
 mod model_target;
+mod mysql_events;
 mod parallel;
 mod privileges;
 mod recorded;

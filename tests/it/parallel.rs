@@ -9,9 +9,8 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn config_for(db: &str, workers: u64) -> Value {
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+fn workers_config(db: &str, workers: u64) -> Value {
+    let mut cfg = config_for(db);
     cfg["max_parallel_streams"] = json!(workers);
     cfg
 }
@@ -36,8 +35,8 @@ fn multiset(run: &Run) -> BTreeMap<String, Vec<String>> {
 fn parallel_and_sequential_runs_emit_the_same_records() {
     let db = fresh_db("par_fixture");
     load_fixture(&db, "types.sql");
-    let seq = sync(&config_for(&db, 1), None, None);
-    let par = sync(&config_for(&db, 4), None, None);
+    let seq = sync(&workers_config(&db, 1), None, None);
+    let par = sync(&workers_config(&db, 4), None, None);
     assert!(
         par.stderr
             .contains("4 worker connection(s) share one snapshot"),
@@ -90,7 +89,7 @@ fn chunked_reads_return_every_row_exactly_once() {
     for (shape, ddl, insert) in cases {
         let db = fresh_db(&format!("chunk_{shape}"));
         fill(&db, ddl, insert);
-        let mut cfg = config_for(&db, 3);
+        let mut cfg = workers_config(&db, 3);
         cfg["chunk_rows"] = json!(100_000);
         let run = sync(&cfg, None, None);
         assert!(
@@ -142,22 +141,14 @@ fn snapshot_fallbacks_follow_privileges() {
     let db = fresh_db("fallback");
     let mut c = db_conn(&db);
     c.query_drop("CREATE TABLE t1 (id int primary key); CREATE TABLE t2 (id int primary key); INSERT INTO t1 VALUES (1),(2); INSERT INTO t2 VALUES (3)").unwrap();
-    let mut root = root_conn();
     for (user, grants) in [
         ("fb_norel", format!("SELECT, LOCK TABLES ON `{db}`.*")),
         ("fb_select", format!("SELECT ON `{db}`.*")),
     ] {
-        root.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
-            .unwrap();
-        root.query_drop(format!(
-            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'"
-        ))
-        .unwrap();
-        root.query_drop(format!("GRANT {grants} TO '{user}'@'%'"))
-            .unwrap();
+        create_user(user, &format!("pw-{user}"), &[&grants]);
     }
     let as_user = |user: &str, method: Option<&str>| {
-        let mut cfg = config_for(&db, 2);
+        let mut cfg = workers_config(&db, 2);
         cfg["user"] = json!(user);
         cfg["password"] = json!(format!("pw-{user}"));
         if let Some(m) = method {
@@ -166,7 +157,7 @@ fn snapshot_fallbacks_follow_privileges() {
         cfg
     };
     let tap_cfg = |method: &str| {
-        let mut cfg = config_for(&db, 2);
+        let mut cfg = workers_config(&db, 2);
         cfg["snapshot_method"] = json!(method);
         cfg
     };
@@ -183,7 +174,7 @@ fn snapshot_fallbacks_follow_privileges() {
     };
     // The test user has every privilege, yet MariaDB's lock-free method comes first: no lock.
     let run = expect(
-        config_for(&db, 2),
+        workers_config(&db, 2),
         "via lock-free (binlog_snapshot_file/position)",
     );
     assert!(!run.stderr.contains("not possible"), "{}", run.stderr);
@@ -286,7 +277,7 @@ fn parallel_snapshot_is_consistent_under_concurrent_writes() {
     while committed.load(Ordering::SeqCst) < 200 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let mut cfg = config_for(&db, 3);
+    let mut cfg = workers_config(&db, 3);
     cfg["chunk_rows"] = json!(10_000);
     let run = sync(&cfg, None, None);
     let during = committed.load(Ordering::SeqCst);
@@ -333,7 +324,7 @@ fn interrupted_chunked_run_resumes_unfinished_chunks_only() {
         "INSERT INTO big SELECT seq, CONCAT('value-', seq) FROM seq_1_to_300000",
     );
     let id = format!("{db}-big");
-    let mut cfg = config_for(&db, 2);
+    let mut cfg = workers_config(&db, 2);
     cfg["chunk_rows"] = json!(30_000);
     cfg["state_interval_rows"] = json!(2_000);
     let first = run_and_kill_after(&cfg, None, None, 150_000);

@@ -8,7 +8,7 @@ use crate::support::*;
 #[test]
 fn documented_least_privileges_run_every_method() {
     // LOG_BASED reads the shared binlog, which CDC tests change (metadata, purges).
-    let _g = crate::cdc::lock();
+    let _g = cdc_lock();
     let db = fresh_db("least_priv");
     let mut c = db_conn(&db);
     c.query_drop(
@@ -20,18 +20,17 @@ fn documented_least_privileges_run_every_method() {
          INSERT INTO cdc_t VALUES (1, 'x');",
     )
     .unwrap();
-    let mut root = root_conn();
-    root.query_drop("DROP USER IF EXISTS 'least'@'%'").unwrap();
-    root.query_drop("CREATE USER 'least'@'%' IDENTIFIED BY 'pw-least'")
-        .unwrap();
     // README "Privileges": SELECT on the data; for LOG_BASED also REPLICATION SLAVE and
     // BINLOG MONITOR (REPLICATION CLIENT on MySQL); nothing else.
-    root.query_drop(format!("GRANT SELECT ON `{db}`.* TO 'least'@'%'"))
-        .unwrap();
-    root.query_drop("GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'least'@'%'")
-        .unwrap();
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    create_user(
+        "least",
+        "pw-least",
+        &[
+            &format!("SELECT ON `{db}`.*"),
+            "REPLICATION SLAVE, BINLOG MONITOR ON *.*",
+        ],
+    );
+    let mut cfg = config_for(&db);
     cfg["user"] = json!("least");
     cfg["password"] = json!("pw-least");
     let mut catalog = discover(&cfg);

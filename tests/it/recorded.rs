@@ -1,38 +1,70 @@
 //! MySQL-only binlog paths, on binlog files recorded from real MySQL servers
-//! (../shared/fixtures/mysql-binlogs; skipped with a message when that folder is absent): no
-//! MySQL server runs here.
+//! (../shared/fixtures/mysql-binlogs): no MySQL server runs here. A clone without that folder
+//! skips these tests, each with one `skipped:` line; where the folder is, a named file that is
+//! missing or unreadable fails the test. (`mysql_events.rs` covers the same paths with events
+//! built here, on any clone.)
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mysql_common::binlog::consts::BinlogVersion;
-use mysql_common::binlog::events::{EventData, RowsEventData};
+use mysql_common::binlog::events::{EventData, RowsEventData, TableMapEvent};
 use mysql_common::binlog::BinlogFile;
 use tap_mysql::testing::ColumnKind;
 use tap_mysql::testing::MysqlGtidSet;
 use tap_mysql::testing::{text_bytes, ColumnDecoding};
 
+/// The shared folder of recorded binlogs (never copied into the project).
+const FOLDER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/mysql-binlogs"
+);
+
+/// The recorded file `name`: None, after one `skipped:` line, when the shared folder is absent;
+/// a panic when the folder is there but the file is missing or unreadable.
 fn fixture(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/mysql-binlogs"
-    ))
-    .join(name);
-    if p.is_file() {
-        Some(p)
-    } else {
+    let dir = Path::new(FOLDER);
+    if !dir.is_dir() {
         eprintln!(
-            "skipped: recorded binlog {} not found (only the project's shared folder has them)",
+            "skipped: the recorded MySQL binlogs ({}) are not here (only the project's shared folder has them)",
+            dir.display()
+        );
+        return None;
+    }
+    let p = dir.join(name);
+    if let Err(e) = std::fs::read(&p) {
+        panic!(
+            "recorded binlog {} is missing or unreadable ({e}), though its folder is here",
             p.display()
         );
-        None
     }
+    Some(p)
 }
 
 fn events(name: &str) -> Option<Vec<std::io::Result<mysql_common::binlog::events::Event>>> {
     let path = fixture(name)?;
-    let file = std::fs::File::open(path).unwrap();
-    let reader = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(file)).ok()?;
+    let file = std::fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("recorded binlog {}: {e}", path.display()));
+    let reader = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(file))
+        .unwrap_or_else(|e| panic!("{} is not a binlog file: {e}", path.display()));
     Some(reader.collect())
+}
+
+/// Calls `f` with each rows event of `evs` and the table map it refers to.
+fn each_rows_event(
+    evs: Vec<std::io::Result<mysql_common::binlog::events::Event>>,
+    mut f: impl FnMut(&RowsEventData<'_>, &TableMapEvent<'static>),
+) {
+    let mut tmes = std::collections::HashMap::new();
+    for ev in evs {
+        let ev = ev.expect("recorded event");
+        match ev.read_data().expect("event data") {
+            Some(EventData::TableMapEvent(t)) => {
+                tmes.insert(t.table_id(), t.into_owned());
+            }
+            Some(EventData::RowsEvent(rows)) => f(&rows, &tmes[&rows.table_id()]),
+            _ => {}
+        }
+    }
 }
 
 #[test]
@@ -40,41 +72,30 @@ fn mysql_binary_json_decodes_to_json_documents() {
     let Some(evs) = events("json.binlog.000001") else {
         return;
     };
-    let mut tmes = std::collections::HashMap::new();
     let mut decoded = 0;
-    for ev in evs {
-        let ev = ev.expect("recorded event");
-        match ev.read_data().expect("event data") {
-            Some(EventData::TableMapEvent(t)) => {
-                tmes.insert(t.table_id(), t.into_owned());
-            }
-            Some(EventData::RowsEvent(rows)) => {
-                let tme = &tmes[&rows.table_id()];
-                for row in rows.rows(tme) {
-                    let (before, after) = row.expect("row");
-                    for image in [before, after].into_iter().flatten() {
-                        for i in 0..image.len() {
-                            let Some(v) = image.as_ref(i) else { continue };
-                            if matches!(v, mysql_common::binlog::value::BinlogValue::Jsonb(_)) {
-                                let col = ColumnDecoding {
-                                    kind: ColumnKind::Json,
-                                    charset: None,
-                                    fixed_binary_len: None,
-                                };
-                                let text = text_bytes(&col, v)
-                                    .expect("binary JSON decodes")
-                                    .expect("not NULL");
-                                serde_json::from_slice::<serde_json::Value>(&text)
-                                    .expect("valid JSON text");
-                                decoded += 1;
-                            }
-                        }
+    each_rows_event(evs, |rows, tme| {
+        for row in rows.rows(tme) {
+            let (before, after) = row.expect("row");
+            for image in [before, after].into_iter().flatten() {
+                for i in 0..image.len() {
+                    let Some(v) = image.as_ref(i) else { continue };
+                    if matches!(v, mysql_common::binlog::value::BinlogValue::Jsonb(_)) {
+                        let col = ColumnDecoding {
+                            kind: ColumnKind::Json,
+                            charset: None,
+                            fixed_binary_len: None,
+                        };
+                        let text = text_bytes(&col, v)
+                            .expect("binary JSON decodes")
+                            .expect("not NULL");
+                        serde_json::from_slice::<serde_json::Value>(&text)
+                            .expect("valid JSON text");
+                        decoded += 1;
                     }
                 }
             }
-            _ => {}
         }
-    }
+    });
     assert!(decoded > 0, "the recording holds binary JSON values");
 }
 
@@ -177,107 +198,91 @@ fn mysql_enum_and_set_values_map_to_labels() {
     let Some(evs) = events("mysql-enum-string-set.000001") else {
         return;
     };
-    let mut tmes = std::collections::HashMap::new();
     let mut mapped = 0;
-    for ev in evs {
-        let ev = ev.expect("recorded event");
-        match ev.read_data().expect("event data") {
-            Some(EventData::TableMapEvent(t)) => {
-                tmes.insert(t.table_id(), t.into_owned());
-            }
-            Some(EventData::RowsEvent(rows)) => {
-                let tme = &tmes[&rows.table_id()];
-                let mut enums: Vec<Vec<String>> = Vec::new();
-                let mut sets: Vec<Vec<String>> = Vec::new();
-                for f in tme.iter_optional_meta().flatten() {
-                    use mysql_common::binlog::events::OptionalMetadataField::*;
-                    match f {
-                        EnumStrValue(v) => {
-                            enums = v
-                                .iter_values()
-                                .map(|x| {
-                                    x.unwrap()
-                                        .values()
-                                        .iter()
-                                        .map(|s| s.value().into_owned())
-                                        .collect()
-                                })
+    each_rows_event(evs, |rows, tme| {
+        let mut enums: Vec<Vec<String>> = Vec::new();
+        let mut sets: Vec<Vec<String>> = Vec::new();
+        for f in tme.iter_optional_meta().flatten() {
+            use mysql_common::binlog::events::OptionalMetadataField::*;
+            match f {
+                EnumStrValue(v) => {
+                    enums = v
+                        .iter_values()
+                        .map(|x| {
+                            x.unwrap()
+                                .values()
+                                .iter()
+                                .map(|s| s.value().into_owned())
                                 .collect()
-                        }
-                        SetStrValue(v) => {
-                            sets = v
-                                .iter_values()
-                                .map(|x| {
-                                    x.unwrap()
-                                        .values()
-                                        .iter()
-                                        .map(|s| s.value().into_owned())
-                                        .collect()
-                                })
+                        })
+                        .collect()
+                }
+                SetStrValue(v) => {
+                    sets = v
+                        .iter_values()
+                        .map(|x| {
+                            x.unwrap()
+                                .values()
+                                .iter()
+                                .map(|s| s.value().into_owned())
                                 .collect()
-                        }
-                        _ => {}
-                    }
+                        })
+                        .collect()
                 }
-                if !matches!(
-                    rows,
-                    RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_)
-                ) {
-                    continue;
-                }
-                for row in rows.rows(tme) {
-                    let (_, after) = row.expect("row");
-                    let Some(after) = after else { continue };
-                    let (mut e, mut s) = (0, 0);
-                    for i in 0..after.len() {
-                        let ty = tme.get_column_type(i).ok().flatten();
-                        let Some(v) = after.as_ref(i) else { continue };
-                        let kind = match ty {
-                            Some(mysql_common::constants::ColumnType::MYSQL_TYPE_ENUM)
-                                if e < enums.len() =>
-                            {
-                                e += 1;
-                                ColumnKind::Enum {
-                                    values: enums[e - 1].clone(),
-                                }
-                            }
-                            Some(mysql_common::constants::ColumnType::MYSQL_TYPE_SET)
-                                if s < sets.len() =>
-                            {
-                                s += 1;
-                                ColumnKind::Set {
-                                    values: sets[s - 1].clone(),
-                                }
-                            }
-                            _ => continue,
-                        };
-                        let labels = match &kind {
-                            ColumnKind::Enum { values } | ColumnKind::Set { values } => {
-                                values.clone()
-                            }
-                            _ => unreachable!(),
-                        };
-                        let col = ColumnDecoding {
-                            kind,
-                            charset: None,
-                            fixed_binary_len: None,
-                        };
-                        let text = String::from_utf8(
-                            text_bytes(&col, v).expect("decodes").unwrap_or_default(),
-                        )
-                        .unwrap();
-                        for part in text.split(',').filter(|p| !p.is_empty()) {
-                            assert!(
-                                labels.iter().any(|l| l == part),
-                                "{part:?} is one of {labels:?}"
-                            );
-                        }
-                        mapped += 1;
-                    }
-                }
+                _ => {}
             }
-            _ => {}
         }
-    }
+        if !matches!(
+            rows,
+            RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_)
+        ) {
+            return;
+        }
+        for row in rows.rows(tme) {
+            let (_, after) = row.expect("row");
+            let Some(after) = after else { continue };
+            let (mut e, mut s) = (0, 0);
+            for i in 0..after.len() {
+                let ty = tme.get_column_type(i).ok().flatten();
+                let Some(v) = after.as_ref(i) else { continue };
+                let kind = match ty {
+                    Some(mysql_common::constants::ColumnType::MYSQL_TYPE_ENUM)
+                        if e < enums.len() =>
+                    {
+                        e += 1;
+                        ColumnKind::Enum {
+                            values: enums[e - 1].clone(),
+                        }
+                    }
+                    Some(mysql_common::constants::ColumnType::MYSQL_TYPE_SET) if s < sets.len() => {
+                        s += 1;
+                        ColumnKind::Set {
+                            values: sets[s - 1].clone(),
+                        }
+                    }
+                    _ => continue,
+                };
+                let labels = match &kind {
+                    ColumnKind::Enum { values } | ColumnKind::Set { values } => values.clone(),
+                    _ => unreachable!(),
+                };
+                let col = ColumnDecoding {
+                    kind,
+                    charset: None,
+                    fixed_binary_len: None,
+                };
+                let text =
+                    String::from_utf8(text_bytes(&col, v).expect("decodes").unwrap_or_default())
+                        .unwrap();
+                for part in text.split(',').filter(|p| !p.is_empty()) {
+                    assert!(
+                        labels.iter().any(|l| l == part),
+                        "{part:?} is one of {labels:?}"
+                    );
+                }
+                mapped += 1;
+            }
+        }
+    });
     assert!(mapped > 0, "ENUM/SET values found and mapped to labels");
 }

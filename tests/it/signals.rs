@@ -23,23 +23,10 @@ fn big_db(hint: &str, rows: u32) -> String {
 fn sigterm_writes_a_final_state_covering_only_written_rows() {
     let n = 300_000;
     let db = big_db("sigterm", n);
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let mut cfg = config_for(&db);
     cfg["max_parallel_streams"] = json!(1);
     cfg["state_interval_rows"] = json!(5_000);
-    let cfg_file = json_file(&cfg);
-    let run = run_with_action(
-        &["--config", cfg_file.path().to_str().unwrap()],
-        20_000,
-        |pid| {
-            Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap();
-        },
-    );
-    assert_eq!(run.code, Some(128 + 15), "{}", run.stderr);
-    assert!(run.stderr.contains("stopped by SIGTERM"), "{}", run.stderr);
+    let run = sigterm_run(&cfg, None, 20_000, |_| {});
     assert!(!run.stderr.contains("panicked"));
     let id = format!("{db}-t");
     let emitted: Vec<i64> = run
@@ -75,8 +62,7 @@ fn sigterm_writes_a_final_state_covering_only_written_rows() {
 #[test]
 fn a_closed_stdout_ends_the_run_with_one_line() {
     let db = big_db("epipe", 100_000);
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let cfg = config_for(&db);
     let cfg_file = json_file(&cfg);
     let mut child = Command::new(tap_bin())
         .args(["--config", cfg_file.path().to_str().unwrap()])
@@ -119,8 +105,7 @@ const ROWS: i64 = 200_000;
 
 /// A config that never emits a periodic STATE while these tables are read.
 fn stop_config(db: &str, workers: u32, chunk_rows: u64) -> Value {
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
+    let mut cfg = config_for(db);
     cfg["max_parallel_streams"] = json!(workers);
     cfg["chunk_rows"] = json!(chunk_rows);
     cfg["state_interval_rows"] = json!(1_000_000);
@@ -144,14 +129,9 @@ fn sigterm_run(
     after_lines: usize,
     ready: impl FnOnce(u32),
 ) -> Run {
-    let cfg_file = json_file(cfg);
     let _running = long_query();
-    let cat_file = catalog.map(json_file);
-    let mut args = vec!["--config", cfg_file.path().to_str().unwrap()];
-    if let Some(c) = &cat_file {
-        args.extend(["--catalog", c.path().to_str().unwrap()]);
-    }
-    let run = run_with_action(&args, after_lines, |pid| {
+    let files = TapFiles::new(cfg, catalog, None);
+    let run = run_with_action(&files.args(), after_lines, |pid| {
         ready(pid);
         Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -354,18 +334,5 @@ pub fn announced_files(run: &Run) -> Vec<std::path::PathBuf> {
 
 /// The ids in the JSONL files a run announced.
 fn announced_ids(run: &Run) -> Vec<i64> {
-    announced_files(run)
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| {
-                    serde_json::from_str::<Value>(l).unwrap()["id"]
-                        .as_i64()
-                        .unwrap()
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    jsonl_ids(&announced_files(run))
 }

@@ -17,12 +17,6 @@ fn fixture() -> &'static str {
     })
 }
 
-fn config_for(db: &str) -> Value {
-    let mut cfg = base_config();
-    cfg["filter_dbs"] = json!(db);
-    cfg
-}
-
 #[test]
 fn all_types_values_are_exact() {
     let db = fixture();
@@ -31,12 +25,7 @@ fn all_types_values_are_exact() {
     only_streams(&mut catalog, &[&id]);
     select_all(&mut catalog, &[]);
     let run = sync(&config_for(db), Some(&catalog), None);
-    let got: Vec<&str> = run
-        .lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
-        .map(|l| record_text(l))
-        .collect();
+    let got = run.record_texts();
     let expected = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/it/expected/all_types.records.jsonl"
@@ -533,12 +522,7 @@ fn float_columns_keep_every_digit_of_their_32_bit_value() {
         .query_drop("CREATE TABLE f (id int primary key, x float); INSERT INTO f VALUES (1, 3.1415927), (2, 16777217), (3, 1e-45)")
         .unwrap();
     let run = sync(&config_for(&db), None, None);
-    let texts: Vec<&str> = run
-        .lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
-        .map(|l| record_text(l))
-        .collect();
+    let texts = run.record_texts();
     assert_eq!(
         texts,
         vec![

@@ -1,9 +1,10 @@
 //! Test harness: a private MariaDB server for the whole test process, plus helpers.
 //!
 //! The server is `mariadbd` (from PATH or /usr/sbin) in a temp dir on a free port, with
-//! binlog on (ROW, FULL image, FULL metadata), GTIDs, and a fixed server_id. It is started
-//! once per test process and removed when the process exits (a watchdog process kills it and
-//! deletes the directory as soon as the test process is gone, however it ended).
+//! binlog on (ROW, FULL image, FULL metadata), GTIDs, and a fixed server_id, started by the
+//! project's one launcher, `scripts/lib/private-mariadb.sh` (which holds the server flags). It is
+//! started once per test process and removed when the process exits (the launcher's watchdog
+//! kills it and deletes the directory as soon as the test process is gone, however it ended).
 //!
 //! Tests create their own database with [`fresh_db`] and never share tables.
 #![allow(dead_code)]
@@ -44,148 +45,66 @@ pub fn server() -> &'static Server {
     }
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    None
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 fn start() -> Result<Server, String> {
     start_with(&[])
 }
 
-/// Starts a private server with extra `mariadbd` options.
+/// The project's one server launcher; the demo and every script start their server with it too.
+const LAUNCHER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/scripts/lib/private-mariadb.sh"
+);
+
+/// Starts a private server with extra `mariadbd` options (after the launcher's own, so they win).
+/// The launcher's watchdog stops the server and deletes its directory once this process is gone.
 pub fn start_with(extra: &[String]) -> Result<Server, String> {
-    let mariadbd = find_binary("mariadbd")
-        .or_else(|| find_binary("mysqld"))
-        .ok_or("mariadbd not found on PATH or in /usr/sbin: install Debian's mariadb-server package (apt-get install mariadb-server)")?;
-    let install = find_binary("mariadb-install-db")
-        .or_else(|| find_binary("mysql_install_db"))
-        .ok_or("mariadb-install-db not found: install Debian's mariadb-server package")?;
     let dir = tempfile::Builder::new()
         .prefix("tap-mysql-test-")
         .tempdir()
         .map_err(|e| format!("cannot create temp dir: {e}"))?
         .keep();
-    let data = dir.join("data");
-    let root_user = if is_root() {
-        vec!["--user=root".to_string()]
-    } else {
-        vec![]
-    };
-    let out = Command::new(&install)
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg("--auth-root-authentication-method=normal")
-        .arg("--skip-test-db")
-        .args(&root_user)
+    let out = Command::new("bash")
+        .arg(LAUNCHER)
+        .arg("start")
+        .arg("--watch")
+        .arg(std::process::id().to_string())
+        .arg(&dir)
+        .args(extra)
+        .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", install.display()))?;
+        .map_err(|e| format!("cannot run {LAUNCHER}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "mariadb-install-db failed: {}",
+            "{LAUNCHER} failed ({}): {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let port = free_port()?;
-    let socket = dir.join("mysqld.sock");
-    let mut child = Command::new(&mariadbd)
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--socket={}", socket.display()))
-        .arg(format!("--port={port}"))
-        .arg("--bind-address=127.0.0.1")
-        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
-        .arg(format!("--log-error={}", dir.join("error.log").display()))
-        .arg(format!("--log-bin={}", dir.join("binlog").display()))
-        .arg("--binlog-format=ROW")
-        .arg("--binlog-row-image=FULL")
-        .arg("--binlog-row-metadata=FULL")
-        .arg("--server-id=1")
-        .arg("--gtid-domain-id=0")
-        .arg("--max-connections=500")
-        .arg("--innodb-buffer-pool-size=512M")
-        .arg("--innodb-log-file-size=256M")
-        .arg("--innodb-flush-log-at-trx-commit=0")
-        .arg("--sync-binlog=0")
-        .arg("--innodb-doublewrite=0")
-        .arg("--skip-name-resolve")
-        .arg("--character-set-server=utf8mb4")
-        .arg("--collation-server=utf8mb4_general_ci")
-        .args(&root_user)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", mariadbd.display()))?;
-    // Watchdog: when this test process is gone, stop the server and delete its files.
-    let script = format!(
-        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9 {child} 2>/dev/null; sleep 1; rm -rf '{dir}'",
-        parent = std::process::id(),
-        child = child.id(),
-        dir = dir.display()
-    );
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            return Err(format!("mariadbd exited with {status}: {log}"));
-        }
-        let opts = OptsBuilder::new()
-            .socket(Some(socket.to_string_lossy().to_string()))
-            .user(Some("root"));
-        if let Ok(mut c) = Conn::new(opts) {
-            c.query_drop(format!(
-                "CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'"
-            ))
-            .and_then(|_| {
-                c.query_drop(format!(
-                    "GRANT ALL ON *.* TO '{USER}'@'%' WITH GRANT OPTION"
-                ))
-            })
-            .map_err(|e| format!("cannot create the test user: {e}"))?;
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("mariadbd did not accept connections within 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{LAUNCHER} printed no {key}: {printed}"))
+    };
+    let port = value("port")?
+        .parse()
+        .map_err(|e| format!("{LAUNCHER} printed a bad port: {e}"))?;
+    let socket = PathBuf::from(value("socket")?);
+    let opts = OptsBuilder::new()
+        .socket(Some(socket.to_string_lossy().to_string()))
+        .user(Some("root"));
+    let mut c = Conn::new(opts).map_err(|e| format!("cannot connect as root: {e}"))?;
+    c.query_drop(format!(
+        "CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'"
+    ))
+    .and_then(|_| {
+        c.query_drop(format!(
+            "GRANT ALL ON *.* TO '{USER}'@'%' WITH GRANT OPTION"
+        ))
+    })
+    .map_err(|e| format!("cannot create the test user: {e}"))?;
     Ok(Server { port, socket, dir })
 }
 
@@ -213,15 +132,7 @@ pub fn db_conn(db: &str) -> Conn {
 /// Creates a new empty database (utf8mb4) and returns its name.
 pub fn fresh_db(hint: &str) -> String {
     let n = DB_COUNTER.fetch_add(1, Ordering::SeqCst);
-    let name = format!("t_{hint}_{n}");
-    let mut c = root_conn();
-    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-        .expect("drop db");
-    c.query_drop(format!(
-        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-    ))
-    .expect("create db");
-    name
+    named_db(&format!("t_{hint}_{n}"))
 }
 
 /// Path of a file in the repository's fixtures/.
@@ -255,6 +166,68 @@ pub fn base_config() -> serde_json::Value {
         "password": PASSWORD,
         "connect_retries": 0,
     })
+}
+
+/// Base config limited to the database `db`.
+pub fn config_for(db: &str) -> serde_json::Value {
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = serde_json::json!(db);
+    cfg
+}
+
+/// A catalog of `db` selecting `tables` LOG_BASED (all supported columns but `skip_columns`).
+pub fn log_based(db: &str, tables: &[&str], skip_columns: &[&str]) -> serde_json::Value {
+    let mut catalog = discover(&config_for(db));
+    let ids: Vec<String> = tables.iter().map(|t| format!("{db}-{t}")).collect();
+    only_streams(
+        &mut catalog,
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let methods: Vec<(&str, &str, Option<&str>)> = ids
+        .iter()
+        .map(|i| (i.as_str(), "LOG_BASED", None))
+        .collect();
+    select_all(&mut catalog, &methods);
+    for s in catalog["streams"].as_array_mut().unwrap() {
+        for m in s["metadata"].as_array_mut().unwrap() {
+            if let Some(c) = m["breadcrumb"].get(1).and_then(serde_json::Value::as_str) {
+                if skip_columns.contains(&c) {
+                    m["metadata"]["selected"] = serde_json::json!(false);
+                }
+            }
+        }
+    }
+    catalog
+}
+
+/// CDC tests change global binlog settings and read the shared binlog: one at a time.
+static CDC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by a CDC test for its whole run.
+pub fn cdc_lock() -> std::sync::MutexGuard<'static, ()> {
+    CDC.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a CDC test under one `binlog_row_metadata` holds: the setting (restored first when
+/// dropped), then the CDC lock.
+pub struct CdcCase {
+    _metadata: GlobalSetting,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+/// The setup of a CDC test under `binlog_row_metadata = metadata`: the CDC lock, the setting,
+/// and a fresh database named after `hint` and the setting.
+pub fn cdc_case(hint: &str, metadata: &str) -> (CdcCase, String) {
+    let lock = cdc_lock();
+    let setting = set_global("binlog_row_metadata", metadata);
+    let db = fresh_db(&format!("{hint}_{}", metadata.to_lowercase()));
+    (
+        CdcCase {
+            _metadata: setting,
+            _lock: lock,
+        },
+        db,
+    )
 }
 
 /// Writes JSON to a temp file that lives as long as the returned handle.
@@ -293,6 +266,22 @@ pub fn stdout_of(o: &Output) -> String {
 /// stderr as text.
 pub fn stderr_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Creates (or recreates) the account `name`@'%' with `password` and each of `grants` (such as
+/// ``SELECT ON `db`.*``).
+pub fn create_user(name: &str, password: &str, grants: &[&str]) {
+    let mut root = root_conn();
+    root.query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
+        .expect("drop user");
+    root.query_drop(format!(
+        "CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'"
+    ))
+    .expect("create user");
+    for grant in grants {
+        root.query_drop(format!("GRANT {grant} TO '{name}'@'%'"))
+            .unwrap_or_else(|e| panic!("GRANT {grant} TO {name}: {e}"));
+    }
 }
 
 /// Creates (or recreates) a database with exactly this name.
@@ -342,6 +331,20 @@ impl Run {
             .collect()
     }
 
+    /// The `record` text of each RECORD line, in order, exactly as written.
+    pub fn record_texts(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
+            .map(|l| record_text(l))
+            .collect()
+    }
+
+    /// The raw JSON text of each value of each RECORD, in order, by key.
+    pub fn raw_records(&self) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.record_texts().into_iter().map(raw_values).collect()
+    }
+
     /// The value of the last STATE message.
     pub fn last_state(&self) -> serde_json::Value {
         self.messages
@@ -370,21 +373,41 @@ pub fn sync_any(
     catalog: Option<&serde_json::Value>,
     state: Option<&serde_json::Value>,
 ) -> Run {
-    let cfg = json_file(config);
-    let cat = catalog.map(json_file);
-    let st = state.map(json_file);
-    let mut args: Vec<String> = vec!["--config".into(), cfg.path().to_string_lossy().into()];
-    if let Some(c) = &cat {
-        args.push("--catalog".into());
-        args.push(c.path().to_string_lossy().into());
-    }
-    if let Some(s) = &st {
-        args.push("--state".into());
-        args.push(s.path().to_string_lossy().into());
-    }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_tap(&argv, &[]);
+    let files = TapFiles::new(config, catalog, state);
+    let out = run_tap(&files.args(), &[]);
     parse_run(&out.stdout, stderr_of(&out), out.status.code())
+}
+
+/// A sync's config, catalog and state in temp files (alive as long as this), as arguments.
+pub struct TapFiles {
+    files: Vec<(&'static str, tempfile::NamedTempFile)>,
+}
+
+impl TapFiles {
+    /// Writes the files.
+    pub fn new(
+        config: &serde_json::Value,
+        catalog: Option<&serde_json::Value>,
+        state: Option<&serde_json::Value>,
+    ) -> TapFiles {
+        let files = [
+            ("--config", Some(config)),
+            ("--catalog", catalog),
+            ("--state", state),
+        ]
+        .into_iter()
+        .filter_map(|(flag, v)| Some((flag, json_file(v?))))
+        .collect();
+        TapFiles { files }
+    }
+
+    /// `--config FILE [--catalog FILE] [--state FILE]`.
+    pub fn args(&self) -> Vec<&str> {
+        self.files
+            .iter()
+            .flat_map(|(flag, f)| [*flag, f.path().to_str().expect("UTF-8 temp path")])
+            .collect()
+    }
 }
 
 /// Parses stdout into lines and messages.
@@ -449,18 +472,9 @@ pub fn run_and_kill_after(
     n: usize,
 ) -> Run {
     use std::io::{BufRead, BufReader, Read};
-    let cfg = json_file(config);
-    let cat = catalog.map(json_file);
-    let st = state.map(json_file);
-    let mut cmd = Command::new(tap_bin());
-    cmd.args(["--config", cfg.path().to_str().unwrap()]);
-    if let Some(c) = &cat {
-        cmd.args(["--catalog", c.path().to_str().unwrap()]);
-    }
-    if let Some(s) = &st {
-        cmd.args(["--state", s.path().to_str().unwrap()]);
-    }
-    let mut child = cmd
+    let files = TapFiles::new(config, catalog, state);
+    let mut child = Command::new(tap_bin())
+        .args(files.args())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -482,6 +496,24 @@ pub fn run_and_kill_after(
     // Drop a trailing partial line: a real interruption can cut one.
     text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
     parse_run(text.as_bytes(), String::new(), None)
+}
+
+/// The `id` of every row in JSONL files (BATCH files written uncompressed), file by file.
+pub fn jsonl_ids(files: &[PathBuf]) -> Vec<i64> {
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                        .as_i64()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The raw JSON text of each top-level value of a record object, by key.
@@ -795,15 +827,142 @@ impl Lcg {
 
 /// Tests that take a server-wide lock (`FLUSH TABLES WITH READ LOCK`) wait for every running
 /// query to end; tests that deliberately keep a query running (a stalled reader, a long report)
-/// would make them time out. Those hold `long_query()`, the others `server_wide_lock()`.
+/// would make them time out. Those hold `long_query()`, the others `server_wide_lock()`. Tests
+/// that change a global server setting hold the write side too, through [`set_global`]: all the
+/// tests of the binary share one server, so such tests run one at a time, whatever their file.
 static SERVER_WIDE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Held while a test keeps a query running on purpose.
-pub fn long_query() -> std::sync::RwLockReadGuard<'static, ()> {
-    SERVER_WIDE.read().unwrap_or_else(|e| e.into_inner())
+thread_local! {
+    /// The write side of the lock while this thread holds any [`ServerWide`] guard, and how many
+    /// it holds: a test may hold `server_wide_lock()` and several `set_global` guards together.
+    static WRITE_HELD: std::cell::RefCell<(usize, Option<std::sync::RwLockWriteGuard<'static, ()>>)> =
+        const { std::cell::RefCell::new((0, None)) };
+    /// How many `long_query()` guards this thread holds (the write side would wait for itself).
+    static READ_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Held while a test takes (or makes the tap take) the global read lock.
-pub fn server_wide_lock() -> std::sync::RwLockWriteGuard<'static, ()> {
-    SERVER_WIDE.write().unwrap_or_else(|e| e.into_inner())
+/// Held while a test keeps a query running on purpose: [`long_query`].
+pub struct LongQuery {
+    _guard: std::sync::RwLockReadGuard<'static, ()>,
+}
+
+impl Drop for LongQuery {
+    fn drop(&mut self) {
+        READ_HELD.with(|n| n.set(n.get() - 1));
+    }
+}
+
+/// Held while a test keeps a query running on purpose.
+pub fn long_query() -> LongQuery {
+    assert_eq!(
+        WRITE_HELD.with(|w| w.borrow().0),
+        0,
+        "long_query() while this test holds the server-wide lock (which excludes long queries)"
+    );
+    let guard = SERVER_WIDE.read().unwrap_or_else(|e| e.into_inner());
+    READ_HELD.with(|n| n.set(n.get() + 1));
+    LongQuery { _guard: guard }
+}
+
+/// The write side of the server-wide lock: [`server_wide_lock`].
+pub struct ServerWide(());
+
+impl Drop for ServerWide {
+    fn drop(&mut self) {
+        let last = WRITE_HELD.with(|w| {
+            let mut w = w.borrow_mut();
+            w.0 -= 1;
+            if w.0 == 0 {
+                w.1.take()
+            } else {
+                None
+            }
+        });
+        drop(last);
+    }
+}
+
+/// Held while a test takes (or makes the tap take) the global read lock, or changes a global
+/// setting. Taken once per thread, however many guards the test holds.
+pub fn server_wide_lock() -> ServerWide {
+    assert_eq!(
+        READ_HELD.with(|n| n.get()),
+        0,
+        "the server-wide lock while this test holds long_query(): it would wait for itself"
+    );
+    let held = WRITE_HELD.with(|w| w.borrow().0 > 0);
+    let guard = (!held).then(|| SERVER_WIDE.write().unwrap_or_else(|e| e.into_inner()));
+    WRITE_HELD.with(|w| {
+        let mut w = w.borrow_mut();
+        w.0 += 1;
+        if guard.is_some() {
+            w.1 = guard;
+        }
+    });
+    ServerWide(())
+}
+
+/// A global server setting changed for the life of the guard: [`set_global`].
+pub struct GlobalSetting {
+    name: String,
+    old: Option<String>,
+    // Dropped after the setting is restored.
+    _lock: ServerWide,
+}
+
+/// Sets the global server variable `name` to `value` (a number goes in as a number, anything
+/// else as a string) and restores the value it had when the guard is dropped, also when the
+/// test panics. The guard holds the server-wide lock, so no other test that changes a global
+/// setting, takes a global lock or keeps a query running on purpose runs meanwhile.
+pub fn set_global(name: &str, value: &str) -> GlobalSetting {
+    let lock = server_wide_lock();
+    let mut root = root_conn();
+    let old: Option<String> = root
+        .query_first(format!("SELECT CAST(@@GLOBAL.{name} AS CHAR)"))
+        .unwrap_or_else(|e| panic!("reading @@GLOBAL.{name}: {e}"))
+        .flatten();
+    root.query_drop(format!("SET GLOBAL {name} = {}", sql_value(Some(value))))
+        .unwrap_or_else(|e| panic!("SET GLOBAL {name} = {value}: {e}"));
+    GlobalSetting {
+        name: name.to_string(),
+        old,
+        _lock: lock,
+    }
+}
+
+impl Drop for GlobalSetting {
+    fn drop(&mut self) {
+        let sql = format!(
+            "SET GLOBAL {} = {}",
+            self.name,
+            sql_value(self.old.as_deref())
+        );
+        let opts = OptsBuilder::new()
+            .socket(Some(server().socket.to_string_lossy().to_string()))
+            .user(Some("root"));
+        if let Err(e) = Conn::new(opts).and_then(|mut c| c.query_drop(&sql)) {
+            // Never a second panic while the test already panics (that aborts the process).
+            if std::thread::panicking() {
+                eprintln!("could not restore ({sql}): {e}");
+            } else {
+                panic!("could not restore ({sql}): {e}");
+            }
+        }
+    }
+}
+
+/// A value for `SET GLOBAL`: NULL, a bare number, or a quoted string.
+fn sql_value(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".to_string(),
+        Some(v)
+            if !v.is_empty()
+                && v.trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit()) =>
+        {
+            v.to_string()
+        }
+        Some(v) => format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''")),
+    }
 }
