@@ -37,14 +37,15 @@ pub use run::run;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::about::settings_table;
-    pub use crate::catalog::types::ColumnKind;
+    pub use crate::catalog::types::{ColumnKind, IntWidth};
     pub use crate::cdc::ddl::{apply as apply_ddl, changes as ddl_changes, Change as DdlChange};
     pub use crate::cdc::dump::refused_event;
     pub use crate::cdc::geojson::from_internal as geojson_from_internal;
-    pub use crate::cdc::gtid::{MariadbGtidPos, MysqlGtidSet};
+    pub use crate::cdc::gtid::{GtidState, MariadbGtidPos, MysqlGtidSet, TxnGtid};
     pub use crate::cdc::mariadb::gtid_event as mariadb_gtid_event;
-    pub use crate::cdc::values::{text_bytes, ColumnDecoding};
-    pub use crate::config::{Config, CONFIG_SCHEMA};
+    pub use crate::cdc::values::{text_bytes, uuid_text, ColumnDecoding};
+    pub use crate::config::{Config, Flavor, TypeOptions, CONFIG_SCHEMA};
+    pub use crate::encode::{encode_cell, ColumnWarnings, Encoder};
     pub use crate::singer::time::civil_from_days;
     pub use crate::state::State;
 }

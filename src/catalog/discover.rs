@@ -99,7 +99,10 @@ pub(crate) fn discover_tables(
 /// The `WHERE` condition on a schema column: the asked databases, or every non-system one.
 fn schema_filter(databases: &[String], col: &str) -> String {
     let (op, names): (&str, Vec<String>) = if databases.is_empty() {
-        ("NOT IN", SYSTEM_SCHEMAS.iter().map(|s| quote_str(s)).collect())
+        (
+            "NOT IN",
+            SYSTEM_SCHEMAS.iter().map(|s| quote_str(s)).collect(),
+        )
     } else {
         ("IN", databases.iter().map(|s| quote_str(s)).collect())
     };

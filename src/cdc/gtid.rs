@@ -296,7 +296,7 @@ impl fmt::Display for MariadbGtidPos {
 
 /// One transaction's GTID, of either flavor.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum TxnGtid {
+pub enum TxnGtid {
     /// MariaDB `domain-server-seq`.
     Mariadb(MariadbGtid),
     /// MySQL `uuid[:tag]:gno`.
@@ -312,7 +312,7 @@ pub(crate) enum TxnGtid {
 
 /// A GTID position of either flavor: which transactions a point of the binlog includes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum GtidState {
+pub enum GtidState {
     /// MariaDB: the last GTID of each domain.
     Mariadb(MariadbGtidPos),
     /// MySQL: the executed set.
@@ -321,7 +321,7 @@ pub(crate) enum GtidState {
 
 impl GtidState {
     /// Parses the text a server (or a bookmark) gives for `flavor`.
-    pub(crate) fn parse(flavor: Flavor, text: &str) -> Result<GtidState, String> {
+    pub fn parse(flavor: Flavor, text: &str) -> Result<GtidState, String> {
         Ok(match flavor {
             Flavor::Mariadb => GtidState::Mariadb(MariadbGtidPos::parse(text)?),
             Flavor::Mysql => GtidState::Mysql(MysqlGtidSet::parse(text)?),
@@ -329,7 +329,7 @@ impl GtidState {
     }
 
     /// Records a transaction that passed (MariaDB: the latest of its domain).
-    pub(crate) fn add(&mut self, t: &TxnGtid) {
+    pub fn add(&mut self, t: &TxnGtid) {
         match (self, t) {
             (GtidState::Mariadb(p), TxnGtid::Mariadb(g)) => p.update(*g),
             (GtidState::Mysql(s), TxnGtid::Mysql { uuid, tag, gno }) => s.add(uuid, tag, *gno),
@@ -338,7 +338,7 @@ impl GtidState {
     }
 
     /// Whether the position includes a transaction.
-    pub(crate) fn contains(&self, t: &TxnGtid) -> bool {
+    pub fn contains(&self, t: &TxnGtid) -> bool {
         match (self, t) {
             (GtidState::Mariadb(p), TxnGtid::Mariadb(g)) => p.contains(*g),
             (GtidState::Mysql(s), TxnGtid::Mysql { uuid, tag, gno }) => s.contains(uuid, tag, *gno),
@@ -347,7 +347,7 @@ impl GtidState {
     }
 
     /// Whether the position includes every transaction of `other`.
-    pub(crate) fn contains_all(&self, other: &GtidState) -> bool {
+    pub fn contains_all(&self, other: &GtidState) -> bool {
         match (self, other) {
             (GtidState::Mariadb(a), GtidState::Mariadb(b)) => a.contains_all(b),
             (GtidState::Mysql(a), GtidState::Mysql(b)) => a.contains_all(b),
@@ -382,7 +382,7 @@ impl GtidState {
     }
 
     /// The canonical text, or None when empty.
-    pub(crate) fn text(&self) -> Option<String> {
+    pub fn text(&self) -> Option<String> {
         (!self.is_empty()).then(|| self.to_string())
     }
 }

@@ -36,6 +36,46 @@ pub(crate) fn supported(kind: &ColumnKind, flavor: Flavor) -> bool {
     }
 }
 
+/// MySQL's binary JSON as JSON text. Like MySQL's own printing, a DECIMAL inside a document is
+/// a number with every digit (the driver's conversion would make it a string); every other
+/// scalar is written as the driver converts it.
+fn json_text(dom: mysql_common::binlog::jsonb::JsonDom, out: &mut String) {
+    use mysql_common::binlog::jsonb::{JsonContainer, JsonDom, JsonNumber, JsonScalar};
+    match dom {
+        JsonDom::Container(JsonContainer::Array(items)) => {
+            out.push('[');
+            for (i, item) in items.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_text(item, out);
+            }
+            out.push(']');
+        }
+        JsonDom::Container(JsonContainer::Object(members)) => {
+            out.push('{');
+            for (i, (key, value)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key).to_string());
+                out.push(':');
+                json_text(value, out);
+            }
+            out.push('}');
+        }
+        JsonDom::Scalar(JsonScalar::Number(JsonNumber::Decimal(d))) => {
+            let digits = d.to_string();
+            if serde_json::from_str::<serde_json::Number>(&digits).is_ok() {
+                out.push_str(&digits);
+            } else {
+                out.push_str(&serde_json::Value::String(digits).to_string());
+            }
+        }
+        JsonDom::Scalar(scalar) => out.push_str(&serde_json::Value::from(scalar).to_string()),
+    }
+}
+
 /// The text-protocol bytes of a binlog value, or None for NULL.
 pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Vec<u8>>, String> {
     let value = match v {
@@ -45,8 +85,9 @@ pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Ve
                 .clone()
                 .parse()
                 .map_err(|e| format!("cannot decode binary JSON: {e}"))?;
-            let json: serde_json::Value = dom.into();
-            return Ok(Some(json.to_string().into_bytes()));
+            let mut text = String::new();
+            json_text(dom, &mut text);
+            return Ok(Some(text.into_bytes()));
         }
         BinlogValue::JsonDiff(_) => {
             return Err(
@@ -208,7 +249,7 @@ pub(crate) fn inet6_text(b: &[u8; 16]) -> String {
 }
 
 /// Canonical lower-case text of 16 UUID bytes (`8-4-4-4-12`), as MariaDB prints a UUID.
-pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
+pub fn uuid_text(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

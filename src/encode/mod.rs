@@ -18,7 +18,7 @@ use crate::config::TypeOptions;
 
 /// How one column's text bytes become JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Encoder {
+pub enum Encoder {
     /// Integers, YEAR, DECIMAL (as number), DOUBLE: digits as printed, zerofill stripped.
     Number,
     /// FLOAT, read as the exact double of the 32-bit value (`col + 0E0`: MariaDB prints FLOAT
@@ -49,7 +49,7 @@ pub(crate) enum Encoder {
 
 impl Encoder {
     /// The encoder for a column kind. `None` for unsupported columns (never selected).
-    pub(crate) fn for_kind(kind: &ColumnKind, opts: &TypeOptions) -> Option<Encoder> {
+    pub fn for_kind(kind: &ColumnKind, opts: &TypeOptions) -> Option<Encoder> {
         Some(match kind {
             ColumnKind::Boolean => Encoder::Bool,
             ColumnKind::Integer { .. } | ColumnKind::Year | ColumnKind::Double => Encoder::Number,
@@ -78,7 +78,7 @@ impl Encoder {
 
 /// Per-column counts of values that could not be emitted as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ColumnWarnings {
+pub struct ColumnWarnings {
     /// Zero or invalid dates emitted as null.
     pub invalid_dates: u64,
     /// Text that was not valid UTF-8: fatal, the run stops before anything holding it is
@@ -92,12 +92,12 @@ pub(crate) struct ColumnWarnings {
 
 impl ColumnWarnings {
     /// Whether anything was counted.
-    pub(crate) fn any(&self) -> bool {
+    pub fn any(&self) -> bool {
         *self != ColumnWarnings::default()
     }
 
     /// The non-zero counts in words, e.g. `2 zero or invalid dates emitted as null`.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         [
             (self.invalid_dates, "zero or invalid dates emitted as null"),
             (self.invalid_utf8, "texts with invalid UTF-8 (not written)"),
@@ -120,7 +120,7 @@ impl ColumnWarnings {
 
 /// Appends the JSON for one cell. `None` is SQL NULL.
 #[inline]
-pub(crate) fn encode_cell(
+pub fn encode_cell(
     enc: Encoder,
     cell: Option<&[u8]>,
     out: &mut Vec<u8>,
