@@ -9,18 +9,20 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 /// Runs the tap, and after `after_lines` lines of output kills (KILL CONNECTION) every server
-/// connection of the test user that is running a SELECT on `table`. Returns the run and how
+/// connection of the test user that is running a SELECT on `db`.`table`. Returns the run and how
 /// many connections were killed.
 fn run_killing(
     cfg: &Value,
     catalog: Option<&Value>,
+    db: &str,
     table: &str,
     after_lines: usize,
 ) -> (Run, usize) {
     let files = TapFiles::new(cfg, catalog, None);
     let mut killed = 0;
+    // Only this test's table: the fault tests run in parallel on tables of the same name.
     let run = run_with_action(&files.args(), after_lines, |_| {
-        killed = kill_connections(&format!("INFO LIKE 'SELECT%{table}%'"));
+        killed = kill_connections(&format!("INFO LIKE 'SELECT%`{db}`.`{table}`%'"));
     });
     (run, killed)
 }
@@ -60,7 +62,7 @@ fn config(db: &str, workers: u64) -> Value {
 fn full_table_survives_a_killed_connection() {
     let n = 300_000;
     let db = fault_db("fault_full", n as u32);
-    let (run, killed) = run_killing(&config(&db, 1), None, "big", 5_000);
+    let (run, killed) = run_killing(&config(&db, 1), None, &db, "big", 5_000);
     assert_complete(&run, killed, &format!("{db}-big"), n, 0);
 }
 
@@ -70,7 +72,7 @@ fn chunked_parallel_read_survives_a_killed_connection() {
     let db = fault_db("fault_chunks", n as u32);
     let mut cfg = config(&db, 2);
     cfg["chunk_rows"] = json!(50_000);
-    let (run, killed) = run_killing(&cfg, None, "big", 5_000);
+    let (run, killed) = run_killing(&cfg, None, &db, "big", 5_000);
     assert!(
         run.stderr.contains("chunks of about 50000 rows"),
         "{}",
@@ -87,7 +89,7 @@ fn incremental_survives_a_killed_connection() {
     let mut catalog = discover(&cfg);
     let id = format!("{db}-big");
     select_all(&mut catalog, &[(&id, "INCREMENTAL", Some("updated_at"))]);
-    let (run, killed) = run_killing(&cfg, Some(&catalog), "big", 5_000);
+    let (run, killed) = run_killing(&cfg, Some(&catalog), &db, "big", 5_000);
     // Resuming at `>=` the last value read re-reads rows with that value: one here.
     assert_complete(&run, killed, &id, n, 1);
 }
