@@ -20,15 +20,7 @@ fn records_of(run: &Run) -> Vec<(String, Value)> {
         .collect()
 }
 
-#[test]
-fn snapshot_then_changes_in_commit_order_then_idle() {
-    flow_case("FULL");
-}
-
-#[test]
-fn snapshot_then_changes_with_no_log_row_metadata() {
-    flow_case("NO_LOG");
-}
+crate::support::under_full_and_no_log!(flow_case: snapshot_then_changes_in_commit_order_then_idle, snapshot_then_changes_with_no_log_row_metadata);
 
 fn flow_case(metadata: &str) {
     let (_case, db) = cdc_case("cdc_flow", metadata);
@@ -368,15 +360,7 @@ fn cdc_failure_modes_are_clear() {
     );
 }
 
-#[test]
-fn schema_changes_mid_stream_keep_records_matching_their_schema() {
-    ddl_case("FULL");
-}
-
-#[test]
-fn schema_changes_mid_stream_with_no_log_row_metadata() {
-    ddl_case("NO_LOG");
-}
+crate::support::under_full_and_no_log!(ddl_case: schema_changes_mid_stream_keep_records_matching_their_schema, schema_changes_mid_stream_with_no_log_row_metadata);
 
 fn ddl_case(metadata: &str) {
     let (_case, db) = cdc_case("cdc_ddl", metadata);

@@ -30,15 +30,7 @@ fn row(record: &Value) -> (Value, bool) {
     (Value::Object(r), deleted)
 }
 
-#[test]
-fn key_changes_delete_the_old_key_with_full_metadata() {
-    key_change_case("FULL");
-}
-
-#[test]
-fn key_changes_delete_the_old_key_with_no_log_metadata() {
-    key_change_case("NO_LOG");
-}
+crate::support::under_full_and_no_log!(key_change_case: key_changes_delete_the_old_key_with_full_metadata, key_changes_delete_the_old_key_with_no_log_metadata);
 
 fn key_change_case(metadata: &str) {
     let (_case, db) = cdc_case("cdc_keys", metadata);
@@ -302,15 +294,7 @@ fn ddl_on_other_tables_never_touches_a_stream() {
     assert_matches_source(&target, &db, &["a", "b"], "after other tables' DDL");
 }
 
-#[test]
-fn a_table_swap_heals_with_a_new_version_under_no_log() {
-    swap_case("NO_LOG");
-}
-
-#[test]
-fn a_table_swap_heals_with_a_new_version_under_full() {
-    swap_case("FULL");
-}
+crate::support::under_full_and_no_log!(swap_case: a_table_swap_heals_with_a_new_version_under_full, a_table_swap_heals_with_a_new_version_under_no_log);
 
 fn swap_case(metadata: &str) {
     let (_case, db) = cdc_case("cdc_heal", metadata);

@@ -12,15 +12,7 @@ use crate::support::*;
 /// One row's values as raw JSON text, by column.
 type Row = BTreeMap<String, String>;
 
-#[test]
-fn cdc_types_binlog_values_equal_snapshot_values_with_full_metadata() {
-    types_case("FULL");
-}
-
-#[test]
-fn cdc_types_binlog_values_equal_snapshot_values_with_no_log_metadata() {
-    types_case("NO_LOG");
-}
+crate::support::under_full_and_no_log!(types_case: cdc_types_binlog_values_equal_snapshot_values_with_full_metadata, cdc_types_binlog_values_equal_snapshot_values_with_no_log_metadata);
 
 /// Points (the `p` column) as SQL expressions.
 const POINTS: &[&str] = &[

@@ -230,6 +230,23 @@ pub fn cdc_case(hint: &str, metadata: &str) -> (CdcCase, String) {
     )
 }
 
+/// Two tests of one CDC case: under `binlog_row_metadata = FULL` (column names in the binlog)
+/// and `NO_LOG` (positions only, the column order followed through DDL).
+macro_rules! under_full_and_no_log {
+    ($case:ident: $full:ident, $no_log:ident) => {
+        #[test]
+        fn $full() {
+            $case("FULL");
+        }
+
+        #[test]
+        fn $no_log() {
+            $case("NO_LOG");
+        }
+    };
+}
+pub(crate) use under_full_and_no_log;
+
 /// Writes JSON to a temp file that lives as long as the returned handle.
 pub fn json_file(value: &serde_json::Value) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().expect("temp file");

@@ -1,426 +1,56 @@
-//! The binlog reader: one replication connection per run serves every LOG_BASED stream, from
-//! the oldest stream bookmark up to the server's position at the start of the run.
-//!
-//! Promises:
-//! - Inserts emit the after image; deletes the before image with `_sdc_deleted_at` (the event's
-//!   time, UTC); updates the after image, preceded by the before image with `_sdc_deleted_at`
-//!   when the update changed the stream's key (so no row stays behind under its old key).
-//! - Rows are mapped with the table map event that precedes them (by column name when the
-//!   binlog carries names, else by position against the column order followed through DDL),
-//!   never by a cached table id alone.
-//! - A DDL statement touches exactly the streams whose tables it changes (`ddl.rs`), and only
-//!   when the stream's bookmark does not already cover it. TRUNCATE and DROP start a new table
-//!   version with an ACTIVATE_VERSION at that point of the binlog; a table that can no longer be
-//!   followed (replaced, rows rewritten without row events, columns that cannot be mapped) is
-//!   marked for a re-snapshot (`auto_resnapshot`, else the run stops with the reason).
-//! - Bookmarks (`log_file`, `log_pos`, the GTID position when known, `version`, `columns`)
-//!   advance only at transaction boundaries (XID or COMMIT, or after a statement outside a
-//!   transaction), after every message of the transaction was sent, and every LOG_BASED
-//!   stream's bookmark reaches the end position even when its table was idle.
-//! - With `use_gtid` the GTID is the position: the read starts from the transactions every
-//!   stream has, a transaction is skipped for a stream exactly when the stream's own GTID
-//!   position includes it, and file names and positions are only hints (after a failover they
-//!   are another server's). A bookmark without a GTID is refused once the server has GTIDs.
-//! - Anything that cannot be decoded exactly (compressed transactions, partial JSON) stops the
-//!   run with a clear error; nothing is skipped silently.
+//! One binlog read as a type: the dump and its reconnects, transaction boundaries, DDL,
+//! schema refreshes and row events, each in a method of its own.
 
 use std::collections::HashMap;
 
 use mysql::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql::binlog::row::BinlogRow;
 use mysql::binlog::EventType;
-use mysql::prelude::Queryable;
 use mysql::{BinlogStream, Conn};
 
-use super::ddl::{self, Applied, Change, Target};
-use super::dump::{
-    bookmark_gtid, check_gtid_mode, dump_error, open_dump, preflight, refused_event, server_id,
-    DumpFrom,
-};
-use super::gtid::{GtidState, TxnGtid};
-use super::mariadb;
-use super::stream::{column_mapping, refresh_schema, send_schema, Refresh};
-pub(crate) use super::stream::{CdcStream, ModelState, Position};
-use super::values::text_bytes;
-use crate::config::{Flavor, TypeOptions};
+use super::positions::send_bookmarks;
+use super::{CdcOptions, ServerFacts};
+use crate::cdc::ddl::{self, Applied, Change, Target};
+use crate::cdc::dump::{dump_error, open_dump, refused_event, DumpFrom};
+use crate::cdc::gtid::{GtidState, TxnGtid};
+use crate::cdc::mariadb;
+use crate::cdc::stream::{column_mapping, refresh_schema, Refresh};
+use crate::cdc::stream::{CdcStream, ModelState, Position};
+use crate::cdc::values::text_bytes;
 use crate::encode::encode_cell;
-use crate::error::{Error, MysqlContext, Result};
+use crate::error::{Error, Result};
 use crate::singer::messages::activate_version_message;
-use crate::sink::record::{OutputSender, StateLine, BUFFER_BYTES};
+use crate::sink::record::{OutputSender, BUFFER_BYTES};
 use crate::source::connect::{Connector, ServerInfo};
-use crate::source::snapshot::{read_coords, BinlogCoords};
-use crate::state::Bookmark;
-
-/// Settings of a binlog read.
-pub(crate) struct CdcOptions<'a> {
-    /// Replica server id (random when None).
-    pub server_id: Option<u32>,
-    /// Start the dump from the GTID position.
-    pub use_gtid: bool,
-    /// Reconnects after a dropped replication connection.
-    pub reconnect_limit: u32,
-    /// Mark tables that can no longer be followed for a re-snapshot instead of failing.
-    pub auto_resnapshot: bool,
-    /// Type mapping options (for schema refreshes).
-    pub types: &'a TypeOptions,
-    /// `time_extracted` of every record.
-    pub time_extracted: &'a str,
-}
-
-/// Reads the binlog for `streams` up to the position the server had when this function
-/// started, writing RECORDs and bookmarks to `out`. Streams that must be re-snapshotted come
-/// back with `resnapshot` set.
-pub(crate) fn run(
-    connector: &Connector,
-    server: &ServerInfo,
-    opts: &CdcOptions<'_>,
-    streams: &mut [CdcStream],
-    out: &OutputSender,
-) -> Result<()> {
-    if streams.is_empty() {
-        return Ok(());
-    }
-    let mut conn = connector.connect("binlog")?;
-    preflight(&mut conn)?;
-    if opts.use_gtid && server.flavor == Flavor::Mysql {
-        check_gtid_mode(&mut conn)?;
-    }
-    let end = read_coords(&mut conn, server)?.ok_or_else(|| {
-        Error::runtime("LOG_BASED: the server reports no binlog position (SHOW MASTER STATUS needs REPLICATION CLIENT / BINLOG MONITOR)")
-    })?;
-    let end_pos = Position {
-        file: end.file.clone(),
-        pos: end.position,
-    };
-    let start = plan_start(server.flavor, opts.use_gtid, streams, &end)?;
-    let sid = server_id(opts.server_id, &mut conn)?;
-    let facts = ServerFacts::read(&mut conn)?;
-    log::info!(
-        "binlog: reading from {} up to {}:{} for {} stream(s) as replica server_id {sid}",
-        start.from(),
-        end_pos.file,
-        end_pos.pos,
-        streams.len()
-    );
-    for s in streams.iter() {
-        send_schema(s, out)?;
-    }
-    if start.at_end(&end_pos)? {
-        return start.finish(streams, out, &end, None);
-    }
-    let binlog = open_dump(conn, server, sid, &start.from())?;
-    let mut session = Session {
-        connector,
-        server,
-        opts,
-        out,
-        by_table: streams
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (facts.table_key(&s.plan.database, &s.plan.table), i))
-            .collect(),
-        streams,
-        facts,
-        schema_conn: None,
-        gtid: start.tracker(server.flavor)?,
-        current: None,
-        stream_gtids: start.stream_gtids(),
-        file: start.file(),
-        touched: Vec::new(),
-        in_txn: false,
-        buf: out.buffer(),
-        rows_total: 0,
-        last_commit: None,
-        last_seen: None,
-        seen_fde: false,
-    };
-    session.touched = vec![false; session.streams.len()];
-    session.read(binlog, &start.from(), &end_pos, sid)?;
-    let (rows_total, gtid) = (session.rows_total, session.gtid.clone());
-    session.out.send(std::mem::take(&mut session.buf))?;
-    drop(session);
-    for s in streams.iter() {
-        for (c, w) in s.plan.columns.iter().zip(&s.warnings) {
-            if w.any() {
-                log::warn!(
-                    "stream '{}' column '{}': {}",
-                    s.plan.stream_id,
-                    c.name,
-                    w.describe()
-                );
-            }
-        }
-    }
-    log::info!(
-        "binlog: {rows_total} change records up to {}:{}",
-        end_pos.file,
-        end_pos.pos
-    );
-    // Every stream, changed or idle, moves to the end: the transactions up to it are done.
-    start.finish(streams, out, &end, Some(gtid))
-}
-
-/// Where a run starts reading and how it tells what each stream already has.
-enum Start {
-    /// By binlog file and position: the oldest bookmark's, with its GTID (tracked as
-    /// transactions pass). Events up to a stream's own position are already sent.
-    File { pos: Position, gtid: Option<String> },
-    /// By GTID (`use_gtid`): from the transactions every stream has (`from`); a transaction is
-    /// already sent for a stream when its own GTID position (`streams`) includes it. File names
-    /// and positions are only hints: they may be another server's.
-    Gtid {
-        from: GtidState,
-        streams: Vec<GtidState>,
-        server: GtidState,
-    },
-}
-
-/// Chooses how this run starts: by GTID when `use_gtid` is set and the bookmarks and the
-/// server have GTIDs, else by file and position. Bookmarks without a GTID are an error under
-/// `use_gtid` (a warning without it) once the server has GTIDs.
-fn plan_start(
-    flavor: Flavor,
-    use_gtid: bool,
-    streams: &[CdcStream],
-    end: &BinlogCoords,
-) -> Result<Start> {
-    let server = match end.gtid.as_deref() {
-        Some(g) => GtidState::parse(flavor, g).map_err(|e| {
-            Error::runtime(format!(
-                "binlog: the server's GTID position '{g}' is not readable: {e}"
-            ))
-        })?,
-        None => GtidState::parse(flavor, "").map_err(Error::runtime)?,
-    };
-    let missing: Vec<&str> = streams
-        .iter()
-        .filter(|s| stream_gtid(s).is_none())
-        .map(|s| s.plan.stream_id.as_str())
-        .collect();
-    if !use_gtid {
-        if !missing.is_empty() && !server.is_empty() {
-            log::warn!(
-                "{}: the LOG_BASED bookmark has no gtid although the server uses GTIDs, so it could not be resumed by GTID (use_gtid) after a failover; it gets one as it advances",
-                names(&missing)
-            );
-        }
-        return file_start(streams);
-    }
-    if !missing.is_empty() {
-        if server.is_empty() {
-            log::info!("binlog: use_gtid is set but the server has no GTID yet: starting from the bookmarks' file/position");
-            return file_start(streams);
-        }
-        return Err(missing_gtid_error(&missing));
-    }
-    let states = streams
-        .iter()
-        .map(|s| bookmark_gtid(flavor, stream_gtid(s).unwrap_or_default()))
-        .collect::<Result<Vec<_>>>()?;
-    if server.is_empty() && states.iter().all(GtidState::is_empty) {
-        log::info!("binlog: use_gtid is set but the server has no GTID yet: starting from the bookmarks' file/position");
-        return file_start(streams);
-    }
-    gtid_start(streams, states, server)
-}
-
-/// A stream bookmark's `gtid` ("" when the server had no GTID transaction at that point).
-fn stream_gtid(s: &CdcStream) -> Option<&str> {
-    s.bookmark.binlog().gtid()
-}
-
-fn names(ids: &[&str]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|i| format!("'{i}'")).collect();
-    format!("stream {}", quoted.join(", "))
-}
-
-/// Bookmarks without a GTID under `use_gtid`: bad input (exit 2), the run reads nothing.
-/// The tap cannot fill the GTID in: the bookmark's file and position may be another
-/// server's, where they mean other transactions.
-fn missing_gtid_error(missing: &[&str]) -> Error {
-    Error::usage(format!(
-        "{}: the LOG_BASED bookmark has no gtid, and with use_gtid the GTID is the position (its log_file/log_pos may be another server's). Re-snapshot the stream (remove its bookmark from the state); or, if the server that wrote the bookmark is still the one you read and is MariaDB, add its GTID to the bookmark as \"gtid\": the result of SELECT BINLOG_GTID_POS('<log_file>', <log_pos>) on that server; or run with use_gtid set to false",
-        names(missing)
-    ))
-}
-
-/// Starts at the oldest bookmark's file and position.
-fn file_start(streams: &[CdcStream]) -> Result<Start> {
-    let pos = streams
-        .iter()
-        .filter_map(|s| s.position())
-        .min_by(|a, b| a.cmp(b))
-        .ok_or_else(|| Error::runtime("LOG_BASED: no stream has a binlog bookmark"))?;
-    // The GTID position that goes with the oldest bookmark, to keep tracking it.
-    let gtid = streams
-        .iter()
-        .filter(|s| s.position().as_ref() == Some(&pos))
-        .find_map(|s| stream_gtid(s).map(str::to_string));
-    Ok(Start::File { pos, gtid })
-}
-
-/// Starts at the transactions every stream has; refuses a bookmark that has transactions the
-/// server's binary log does not (another server, or a failover that lost them).
-fn gtid_start(streams: &[CdcStream], states: Vec<GtidState>, server: GtidState) -> Result<Start> {
-    for (s, g) in streams.iter().zip(&states) {
-        if !server.contains_all(g) {
-            return Err(Error::runtime(format!(
-                "binlog: the bookmark of stream '{}' is ahead of the server's binary log: its GTID position '{g}' has transactions the server's ('{server}') does not. Is this another server, or did a failover lose them? Re-snapshot the LOG_BASED streams: remove their bookmarks from the state",
-                s.plan.stream_id
-            )));
-        }
-    }
-    let from = states
-        .iter()
-        .skip(1)
-        .fold(states.first().cloned(), |acc, g| acc.map(|a| a.common(g)))
-        .ok_or_else(|| Error::runtime("LOG_BASED: no stream has a binlog bookmark"))?;
-    Ok(Start::Gtid {
-        from,
-        streams: states,
-        server,
-    })
-}
-
-impl Start {
-    fn from(&self) -> DumpFrom {
-        match self {
-            Start::File { pos, .. } => DumpFrom::File(pos.clone()),
-            Start::Gtid { from, .. } => DumpFrom::Gtid(from.clone()),
-        }
-    }
-
-    /// The binlog file before the dump's first rotate event names the real one.
-    fn file(&self) -> String {
-        match self {
-            Start::File { pos, .. } => pos.file.clone(),
-            Start::Gtid { .. } => String::new(),
-        }
-    }
-
-    /// The GTID position as transactions pass, from the start.
-    fn tracker(&self, flavor: Flavor) -> Result<GtidState> {
-        match self {
-            Start::File { gtid, .. } => bookmark_gtid(flavor, gtid.as_deref().unwrap_or("")),
-            Start::Gtid { from, .. } => Ok(from.clone()),
-        }
-    }
-
-    fn stream_gtids(&self) -> Option<Vec<GtidState>> {
-        match self {
-            Start::File { .. } => None,
-            Start::Gtid { streams, .. } => Some(streams.clone()),
-        }
-    }
-
-    /// Whether there is nothing to read; an error when the bookmarks are ahead of the server.
-    fn at_end(&self, end: &Position) -> Result<bool> {
-        match self {
-            Start::Gtid { from, server, .. } => Ok(from.contains_all(server)),
-            Start::File { pos, .. } => match pos.cmp(end) {
-                std::cmp::Ordering::Equal => Ok(true),
-                std::cmp::Ordering::Less => Ok(false),
-                std::cmp::Ordering::Greater => Err(Error::runtime(format!(
-                    "binlog: the bookmark {}:{} is ahead of the server's binary log (it ends at {}:{}): is this another server, or was the binlog reset? Re-snapshot the LOG_BASED streams: remove their bookmarks from the state",
-                    pos.file, pos.pos, end.file, end.pos
-                ))),
-            },
-        }
-    }
-
-    /// Moves every stream to the end position. `read`: the GTID position where the read ended
-    /// (None when nothing was read).
-    fn finish(
-        &self,
-        streams: &mut [CdcStream],
-        out: &OutputSender,
-        end: &BinlogCoords,
-        read: Option<GtidState>,
-    ) -> Result<()> {
-        match self {
-            Start::File { .. } => finish(streams, out, end, read.and_then(|g| g.text())),
-            Start::Gtid {
-                streams: starts,
-                server,
-                ..
-            } => finish_gtid(streams, out, end, read.as_ref().unwrap_or(server), starts),
-        }
-    }
-}
-
-/// What the reader needs to know of the server's settings.
-struct ServerFacts {
-    /// The server logs column names in table maps now (`binlog_row_metadata=FULL`).
-    names_logged: bool,
-    /// Table names are compared without case (`lower_case_table_names` > 0).
-    fold_case: bool,
-    /// Bytes of the checksum the dump's opening fake rotate event still carries.
-    fake_rotate_footer: usize,
-}
-
-impl ServerFacts {
-    fn read(conn: &mut Conn) -> Result<ServerFacts> {
-        // Older servers have no binlog_row_metadata: they never log names.
-        let metadata: Option<String> = conn
-            .query_first("SELECT @@GLOBAL.binlog_row_metadata")
-            .ok()
-            .flatten();
-        let lower: Option<u32> = conn
-            .query_first("SELECT @@lower_case_table_names")
-            .context("binlog: reading lower_case_table_names")?;
-        // The fake rotate event that opens the dump arrives before the format description
-        // event, so the driver cannot know it carries a checksum: we do.
-        let checksum: Option<String> = conn
-            .query_first("SELECT @@GLOBAL.binlog_checksum")
-            .context("binlog: reading binlog_checksum")?;
-        Ok(ServerFacts {
-            names_logged: metadata.is_some_and(|m| m.eq_ignore_ascii_case("FULL")),
-            fold_case: lower.unwrap_or(0) > 0,
-            fake_rotate_footer: if checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE")) {
-                4
-            } else {
-                0
-            },
-        })
-    }
-
-    fn table_key(&self, db: &str, table: &str) -> (String, String) {
-        if self.fold_case {
-            (db.to_lowercase(), table.to_lowercase())
-        } else {
-            (db.to_string(), table.to_string())
-        }
-    }
-}
 
 /// The state of one binlog read.
-struct Session<'s, 'o> {
-    connector: &'s Connector,
-    server: &'s ServerInfo,
-    opts: &'s CdcOptions<'o>,
-    out: &'s OutputSender,
-    streams: &'s mut [CdcStream],
-    by_table: HashMap<(String, String), usize>,
-    facts: ServerFacts,
+pub(super) struct Session<'s, 'o> {
+    pub(super) connector: &'s Connector,
+    pub(super) server: &'s ServerInfo,
+    pub(super) opts: &'s CdcOptions<'o>,
+    pub(super) out: &'s OutputSender,
+    pub(super) streams: &'s mut [CdcStream],
+    pub(super) by_table: HashMap<(String, String), usize>,
+    pub(super) facts: ServerFacts,
     /// A second connection for schema re-reads (opened at the first schema change).
-    schema_conn: Option<Conn>,
+    pub(super) schema_conn: Option<Conn>,
     /// The GTID position of the last transaction boundary.
-    gtid: GtidState,
+    pub(super) gtid: GtidState,
     /// The GTID of the transaction being read (added to `gtid` at its end).
-    current: Option<TxnGtid>,
+    pub(super) current: Option<TxnGtid>,
     /// Reading by GTID: each stream's GTID position at the start of the run (what it has).
-    stream_gtids: Option<Vec<GtidState>>,
+    pub(super) stream_gtids: Option<Vec<GtidState>>,
     /// The binlog file being read.
-    file: String,
+    pub(super) file: String,
     /// Streams with messages (or a new bookmark) since the last transaction boundary.
-    touched: Vec<bool>,
-    in_txn: bool,
+    pub(super) touched: Vec<bool>,
+    pub(super) in_txn: bool,
     /// Messages of the current transaction not yet handed to the writer.
-    buf: Vec<u8>,
-    rows_total: u64,
-    last_commit: Option<Position>,
-    last_seen: Option<Position>,
-    seen_fde: bool,
+    pub(super) buf: Vec<u8>,
+    pub(super) rows_total: u64,
+    pub(super) last_commit: Option<Position>,
+    pub(super) last_seen: Option<Position>,
+    pub(super) seen_fde: bool,
 }
 
 /// Which image(s) a rows event carries.
@@ -434,7 +64,7 @@ enum RowsKind {
 impl Session<'_, '_> {
     /// Reads events up to `end`, reconnecting at the last transaction boundary when the
     /// replication connection drops.
-    fn read(
+    pub(super) fn read(
         &mut self,
         mut binlog: BinlogStream,
         start: &DumpFrom,
@@ -576,7 +206,7 @@ impl Session<'_, '_> {
             EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
                 if let Ok(Some(EventData::GtidEvent(g))) = event.read_data() {
                     self.on_gtid(TxnGtid::Mysql {
-                        uuid: super::values::uuid_text(&g.sid()),
+                        uuid: crate::cdc::values::uuid_text(&g.sid()),
                         tag: g.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
                         gno: g.gno(),
                     });
@@ -830,7 +460,7 @@ impl Session<'_, '_> {
         // The time of deletes (and of the old key of an update that changed it).
         let when = match kind {
             RowsKind::Insert => String::new(),
-            _ => super::stream::commit_time(timestamp),
+            _ => crate::cdc::stream::commit_time(timestamp),
         };
         for row in rows.rows(tme) {
             let (before, after) =
@@ -920,7 +550,7 @@ impl Session<'_, '_> {
     }
 
     /// Hands the messages so far to the writer.
-    fn flush(&mut self) -> Result<()> {
+    pub(super) fn flush(&mut self) -> Result<()> {
         self.out
             .send(std::mem::replace(&mut self.buf, self.out.buffer()))
     }
@@ -956,71 +586,4 @@ fn value_error(s: &CdcStream, ci: usize, pos: &Position, e: String) -> Error {
         "stream '{}' column '{}' at binlog {}:{}: {e}",
         s.plan.stream_id, s.plan.columns[ci].name, pos.file, pos.pos
     ))
-}
-
-/// Moves every stream that is behind to the end position (streams marked for a re-snapshot
-/// keep the bookmark that asks for it).
-fn finish(
-    streams: &mut [CdcStream],
-    out: &OutputSender,
-    end: &BinlogCoords,
-    gtid: Option<String>,
-) -> Result<()> {
-    // An empty server position (no GTID transaction yet) leaves the bookmarks' as they are.
-    let end_gtid = end.gtid.clone().filter(|g| !g.is_empty()).or(gtid);
-    let end_pos = Position {
-        file: end.file.clone(),
-        pos: end.position,
-    };
-    let mut moved = Vec::new();
-    for s in streams.iter_mut().filter(|s| s.resnapshot.is_none()) {
-        let behind = s
-            .position()
-            .is_none_or(|p| p.cmp(&end_pos) == std::cmp::Ordering::Less);
-        if behind {
-            let b = s.bookmark_at(&end.file, end.position, end_gtid.clone());
-            s.bookmark = b.clone();
-            moved.push((s.plan.stream_id.clone(), b));
-        }
-    }
-    send_bookmarks(out, moved)
-}
-
-/// New bookmarks of several streams at one binlog position, as one STATE line: a resume from
-/// any STATE then finds every stream a transaction touched on the same side of it.
-fn send_bookmarks(out: &OutputSender, moved: Vec<(String, Bookmark)>) -> Result<()> {
-    let last = moved.len().saturating_sub(1);
-    for (i, (stream, b)) in moved.into_iter().enumerate() {
-        let line = if i == last {
-            StateLine::Now
-        } else {
-            StateLine::Final // folded into the STATE line of the last one
-        };
-        out.bookmark_with(&stream, b, None, line)?;
-    }
-    Ok(())
-}
-
-/// Reading by GTID: every stream moves to the end position with its GTID position there (what
-/// it had plus what the run read, or the server's when nothing was read), also when only the
-/// file name changes (bookmarks then carry this server's names).
-fn finish_gtid(
-    streams: &mut [CdcStream],
-    out: &OutputSender,
-    end: &BinlogCoords,
-    read: &GtidState,
-    starts: &[GtidState],
-) -> Result<()> {
-    let mut moved = Vec::new();
-    for (s, start) in streams.iter_mut().zip(starts) {
-        if s.resnapshot.is_some() {
-            continue;
-        }
-        let b = s.bookmark_at(&end.file, end.position, Some(start.union(read).to_string()));
-        if b != s.bookmark {
-            s.bookmark = b.clone();
-            moved.push((s.plan.stream_id.clone(), b));
-        }
-    }
-    send_bookmarks(out, moved)
 }
