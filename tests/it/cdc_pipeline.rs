@@ -115,7 +115,9 @@ fn pipeline_case(metadata: &str, seed: u64, use_gtid: bool) {
         let run = sync(&cfg, Some(&catalog), Some(&state));
         by_gtid += run
             .stderr
-            .matches("binlog: starting from MariaDB GTID position")
+            // Logged as each binlog read plans its start, even with nothing new to read (the
+            // dump itself is skipped then, so its own line may be absent).
+            .matches("binlog: reading from GTID position")
             .count();
         target.apply(&run.messages);
         state = run.last_state();
