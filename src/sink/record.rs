@@ -263,3 +263,155 @@ fn write_loop<W: Write>(
     sink.flush().map_err(write_err)?;
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// A sink the test can read after the writer is done with it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn lines(&self) -> Vec<Value> {
+            let bytes = self.0.lock().unwrap().clone();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+    }
+
+    fn bookmark(v: Value) -> Bookmark {
+        Bookmark::from_map(v.as_object().unwrap().clone()).unwrap()
+    }
+
+    fn record(id: u32) -> Vec<u8> {
+        format!("{{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{{\"id\":{id}}}}}\n")
+            .into_bytes()
+    }
+
+    fn run(state: State, send: impl FnOnce(&OutputSender)) -> (Vec<Value>, State) {
+        let sink = Shared::default();
+        let (out, writer) = Writer::spawn(sink.clone(), state);
+        send(&out);
+        drop(out);
+        let state = writer.finish().unwrap();
+        (sink.lines(), state)
+    }
+
+    #[test]
+    fn a_state_line_follows_every_record_it_covers() {
+        let (lines, state) = run(State::default(), |out| {
+            out.send(record(1)).unwrap();
+            out.send(record(2)).unwrap();
+            out.bookmark("s", bookmark(json!({"version": 5})), Some("s"))
+                .unwrap();
+            out.send(record(3)).unwrap();
+            out.final_state().unwrap();
+        });
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["RECORD", "RECORD", "STATE", "RECORD", "STATE"]);
+        assert_eq!(
+            lines[2]["value"],
+            json!({"bookmarks": {"s": {"version": 5}}, "currently_syncing": "s"})
+        );
+        assert_eq!(lines[4]["value"], lines[2]["value"]);
+        assert_eq!(state.bookmark("s").unwrap().version(), Some(5));
+    }
+
+    #[test]
+    fn the_final_state_is_not_repeated_and_final_only_bookmarks_wait_for_it() {
+        let (lines, _) = run(State::default(), |out| {
+            out.bookmark("a", bookmark(json!({"version": 1})), None)
+                .unwrap();
+            out.final_state().unwrap();
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+
+        let (lines, _) = run(State::default(), |out| {
+            out.send(record(1)).unwrap();
+            out.bookmark_with("a", bookmark(json!({"version": 2})), None, StateLine::Final)
+                .unwrap();
+            out.send(record(2)).unwrap();
+            out.final_state().unwrap();
+        });
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["RECORD", "RECORD", "STATE"]);
+        assert_eq!(lines[2]["value"]["bookmarks"]["a"]["version"], 2);
+    }
+
+    #[test]
+    fn other_streams_bookmarks_are_carried_through() {
+        let start = State::from_value(json!({"bookmarks": {"other": {"x": [1, "y"]}}})).unwrap();
+        let (lines, _) = run(start, |out| {
+            out.bookmark("s", bookmark(json!({"version": 9})), None)
+                .unwrap();
+        });
+        assert_eq!(
+            lines[0]["value"]["bookmarks"],
+            json!({"other": {"x": [1, "y"]}, "s": {"version": 9}})
+        );
+    }
+
+    #[test]
+    fn chunk_progress_updates_the_streams_bookmark() {
+        let start = State::from_value(json!({"bookmarks": {"s": {"version": 3, "chunks": [
+            {"lo": null, "hi": {"id": 10}}, {"lo": {"id": 10}, "hi": null}]}}}))
+        .unwrap();
+        let (lines, _) = run(start, |out| {
+            let mut key = KeyValues::new();
+            key.insert("id".into(), json!(4));
+            out.chunk("s", 0, Some(key), false).unwrap();
+            out.chunk("s", 1, None, true).unwrap();
+        });
+        assert_eq!(lines.len(), 2);
+        let chunks = &lines[1]["value"]["bookmarks"]["s"]["chunks"];
+        assert_eq!(chunks[0]["last_pk_fetched"], json!({"id": 4}), "{chunks}");
+        assert_eq!(chunks[1]["done"], true, "{chunks}");
+    }
+
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_stops_the_writer_with_one_clear_error() {
+        let (out, writer) = Writer::spawn(Closed, State::default());
+        out.send(record(1)).unwrap();
+        // The writer stops at the first failed write; later sends fail instead of blocking.
+        let mut failed = false;
+        for i in 0..(CHANNEL_DEPTH as u32 * 4) {
+            if out.send(record(i)).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        drop(out);
+        let e = writer.finish().unwrap_err().to_string();
+        assert!(e.contains("broken pipe"), "{e}");
+        assert!(failed, "senders learn that the writer stopped");
+    }
+}
