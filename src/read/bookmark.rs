@@ -46,6 +46,40 @@ pub(crate) fn value_from_cell(kind: &ColumnKind, cell: Option<&[u8]>) -> Option<
     }
 }
 
+/// Whether `t` is one number as SQL and JSON write it: `-?digits[.digits][(e|E)[+-]digits]`
+/// (so never an expression such as `1-2`).
+fn is_number(t: &str) -> bool {
+    fn digits(b: &[u8]) -> usize {
+        b.iter().take_while(|c| c.is_ascii_digit()).count()
+    }
+    let b = t.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let int = digits(&b[i..]);
+    if int == 0 {
+        return false;
+    }
+    i += int;
+    if b.get(i) == Some(&b'.') {
+        let frac = digits(&b[i + 1..]);
+        if frac == 0 {
+            return false;
+        }
+        i += 1 + frac;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = digits(&b[i..]);
+        if exp == 0 {
+            return false;
+        }
+        i += exp;
+    }
+    i == b.len()
+}
+
 /// The SQL literal for a bookmark value of a column of `kind`.
 pub(crate) fn literal(kind: &ColumnKind, v: &Value) -> Result<String, String> {
     let text = match v {
@@ -54,14 +88,6 @@ pub(crate) fn literal(kind: &ColumnKind, v: &Value) -> Result<String, String> {
         Value::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
         other => return Err(format!("unusable bookmark value {other}")),
     };
-    let numeric = |t: &str| {
-        let body = t.strip_prefix('-').unwrap_or(t);
-        !body.is_empty()
-            && body.as_bytes()[0].is_ascii_digit()
-            && body
-                .bytes()
-                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-    };
     match kind {
         ColumnKind::Integer { .. }
         | ColumnKind::Boolean
@@ -69,7 +95,7 @@ pub(crate) fn literal(kind: &ColumnKind, v: &Value) -> Result<String, String> {
         | ColumnKind::Decimal { .. }
         | ColumnKind::Float
         | ColumnKind::Double => {
-            if numeric(&text) {
+            if is_number(&text) {
                 Ok(text)
             } else {
                 Err(format!("'{text}' is not a number"))
@@ -386,6 +412,18 @@ mod tests {
         for (kind, cell, sql) in cases {
             let v = value_from_cell(&kind, Some(cell)).unwrap();
             assert_eq!(literal(&kind, &v).unwrap(), sql, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_single_numbers_never_expressions() {
+        for ok in ["0", "-12", "3.50", "1e5", "-1.5E-3", "18446744073709551615"] {
+            assert!(is_number(ok), "{ok}");
+        }
+        for bad in [
+            "1-2", "1e5e5", "", "-", "1.", ".5", "1e", "1+1", "0x10", " 1",
+        ] {
+            assert!(!is_number(bad), "{bad}");
         }
     }
 }
