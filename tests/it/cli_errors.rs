@@ -1,6 +1,7 @@
 //! Bad input gets one clear line on stderr and a non-zero exit, never a panic.
 
 use crate::support::*;
+use mysql::prelude::Queryable;
 use serde_json::json;
 
 /// Asserts the run failed with `code`, printed exactly one ERROR line containing `needle`,
@@ -332,7 +333,13 @@ fn command_line_mistakes_are_one_line() {
 
 #[test]
 fn every_setting_from_environment_variables_without_a_config_file() {
-    let cfg = base_config();
+    // A table of its own, so discovery has something to find when this test runs alone.
+    let db = fresh_db("env_only");
+    db_conn(&db)
+        .query_drop("CREATE TABLE t (id int primary key)")
+        .unwrap();
+    let mut cfg = base_config();
+    cfg["filter_dbs"] = json!(db);
     let vars: Vec<(String, String)> = cfg
         .as_object()
         .unwrap()
@@ -346,7 +353,13 @@ fn every_setting_from_environment_variables_without_a_config_file() {
     let out = run_tap(&["--discover"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let catalog: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(!catalog["streams"].as_array().unwrap().is_empty());
+    let ids: Vec<&str> = catalog["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["tap_stream_id"].as_str())
+        .collect();
+    assert_eq!(ids, [format!("{db}-t")]);
     // Without --config and without any variable: the clear line.
     assert_clean_failure(
         &run_tap(&["--discover"], &[]),
