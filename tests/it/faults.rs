@@ -27,12 +27,13 @@ fn run_killing(
     (run, killed)
 }
 
-fn fault_db(hint: &str, rows: u32) -> String {
+/// A database with `big`: `rows` rows of about 60 + `pad` bytes.
+fn fault_db(hint: &str, rows: u32, pad: u32) -> String {
     let db = fresh_db(hint);
     db_conn(&db)
         .query_drop(format!(
-            "CREATE TABLE big (id int primary key, v varchar(40), updated_at datetime(6) not null, KEY (updated_at));
-             INSERT INTO big SELECT seq, CONCAT('value-', seq), TIMESTAMP('2024-01-01') + INTERVAL seq SECOND FROM seq_1_to_{rows}"
+            "CREATE TABLE big (id int primary key, v varchar(1000), updated_at datetime(6) not null, KEY (updated_at));
+             INSERT INTO big SELECT seq, CONCAT('value-', seq, REPEAT('x', {pad})), TIMESTAMP('2024-01-01') + INTERVAL seq SECOND FROM seq_1_to_{rows}"
         ))
         .unwrap();
     db
@@ -61,15 +62,17 @@ fn config(db: &str, workers: u64) -> Value {
 #[test]
 fn full_table_survives_a_killed_connection() {
     let n = 300_000;
-    let db = fault_db("fault_full", n as u32);
+    let db = fault_db("fault_full", n as u32, 0);
     let (run, killed) = run_killing(&config(&db, 1), None, &db, "big", 5_000);
     assert_complete(&run, killed, &format!("{db}-big"), n, 0);
 }
 
 #[test]
 fn chunked_parallel_read_survives_a_killed_connection() {
-    let n = 300_000;
-    let db = fault_db("fault_chunks", n as u32);
+    // Wide rows: a 50k-row chunk (about 18 MB) cannot sit whole in the socket buffers, so a
+    // chunk's SELECT is still running on the server while the tap waits on its stdout.
+    let n = 200_000;
+    let db = fault_db("fault_chunks", n as u32, 300);
     let mut cfg = config(&db, 2);
     cfg["chunk_rows"] = json!(50_000);
     let (run, killed) = run_killing(&cfg, None, &db, "big", 5_000);
@@ -84,7 +87,7 @@ fn chunked_parallel_read_survives_a_killed_connection() {
 #[test]
 fn incremental_survives_a_killed_connection() {
     let n = 300_000;
-    let db = fault_db("fault_incr", n as u32);
+    let db = fault_db("fault_incr", n as u32, 0);
     let cfg = config(&db, 1);
     let mut catalog = discover(&cfg);
     let id = format!("{db}-big");
@@ -97,7 +100,7 @@ fn incremental_survives_a_killed_connection() {
 #[test]
 fn full_table_survives_a_network_cut() {
     let n = 200_000;
-    let db = fault_db("fault_cut", n as u32);
+    let db = fault_db("fault_cut", n as u32, 0);
     let proxy = CuttingProxy::start(3_000_000);
     let mut cfg = config(&db, 1);
     cfg["port"] = json!(proxy.port);
@@ -112,7 +115,7 @@ fn full_table_survives_a_network_cut() {
 #[test]
 fn incremental_survives_a_network_cut() {
     let n = 200_000;
-    let db = fault_db("fault_cut_incr", n as u32);
+    let db = fault_db("fault_cut_incr", n as u32, 0);
     let mut cfg = config(&db, 1);
     let mut catalog = discover(&cfg);
     let id = format!("{db}-big");
