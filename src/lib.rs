@@ -43,7 +43,9 @@ pub mod testing {
     pub use crate::cdc::geojson::from_internal as geojson_from_internal;
     pub use crate::cdc::gtid::{GtidState, MariadbGtidPos, MysqlGtidSet, TxnGtid};
     pub use crate::cdc::mariadb::gtid_event as mariadb_gtid_event;
-    pub use crate::cdc::values::{text_bytes, uuid_text, ColumnDecoding};
+    pub use crate::cdc::rows::{event_texts, ImageTexts, RowTexts};
+    pub use crate::cdc::text::uuid_text;
+    pub use crate::cdc::values::{text_bytes, ColumnDecoding};
     pub use crate::config::{Config, Flavor, TypeOptions, CONFIG_SCHEMA};
     pub use crate::encode::{encode_cell, ColumnWarnings, Encoder};
     pub use crate::singer::time::civil_from_days;

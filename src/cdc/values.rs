@@ -9,9 +9,9 @@
 use mysql::binlog::value::BinlogValue;
 use mysql::Value;
 
-use crate::catalog::types::{ColumnKind, IntWidth};
+use crate::catalog::types::ColumnKind;
+use crate::cdc::text::{write_text, Raw};
 use crate::config::Flavor;
-use crate::singer::time::civil_from_days;
 
 /// What a column needs for decoding, beyond its kind.
 #[derive(Clone, Debug)]
@@ -76,299 +76,47 @@ fn json_text(dom: mysql_common::binlog::jsonb::JsonDom, out: &mut String) {
     }
 }
 
-/// The text-protocol bytes of a binlog value, or None for NULL.
+/// The text-protocol bytes of a value as the driver (`mysql_common`) decoded it, or None for
+/// NULL. The row decoder (`rows`) does not go through here; the differential tests use it as
+/// their oracle, and the recorded-binlog tests to read values.
 pub fn text_bytes(col: &ColumnDecoding, v: &BinlogValue<'_>) -> Result<Option<Vec<u8>>, String> {
     let value = match v {
         BinlogValue::Value(v) => v,
-        BinlogValue::Jsonb(j) => {
-            let dom = j
-                .clone()
-                .parse()
-                .map_err(|e| format!("cannot decode binary JSON: {e}"))?;
-            let mut text = String::new();
-            json_text(dom, &mut text);
-            return Ok(Some(text.into_bytes()));
-        }
-        BinlogValue::JsonDiff(_) => {
-            return Err(
-                "partial JSON updates (binlog_row_value_options=PARTIAL_JSON) are not supported: set binlog_row_value_options='' on the server"
-                    .into(),
-            )
-        }
+        BinlogValue::Jsonb(j) => return jsonb_text(j).map(|t| Some(t.into_bytes())),
+        BinlogValue::JsonDiff(_) => return Err(PARTIAL_JSON.into()),
     };
-    let bytes = match (value, &col.kind) {
-        (Value::NULL, _) => return Ok(None),
-        (
-            Value::Int(i),
-            ColumnKind::Integer {
-                width,
-                unsigned: true,
-            },
-        ) => reinterpret_unsigned(*i, *width).to_string().into_bytes(),
-        (
-            Value::Int(i),
-            ColumnKind::Integer {
-                width,
-                unsigned: false,
-            },
-        ) => sign_extend(*i, *width).to_string().into_bytes(),
-        (Value::Int(i), ColumnKind::Enum { values }) => {
-            let idx = *i as usize;
-            if idx == 0 {
-                Vec::new()
-            } else {
-                values
-                    .get(idx - 1)
-                    .ok_or_else(|| {
-                        format!(
-                            "ENUM index {idx} is beyond the column's {} labels",
-                            values.len()
-                        )
-                    })?
-                    .clone()
-                    .into_bytes()
-            }
-        }
-        (Value::Int(i), _) => i.to_string().into_bytes(),
-        (Value::UInt(u), _) => u.to_string().into_bytes(),
-        (Value::Float(f), _) => {
-            // The exact 32-bit value as a double, as the snapshot reads it (`col + 0E0`).
-            ryu::Buffer::new().format(*f as f64).as_bytes().to_vec()
-        }
-        (Value::Double(f), _) => ryu::Buffer::new().format(*f).as_bytes().to_vec(),
-        (Value::Date(y, m, d, h, mi, s, us), ColumnKind::Date) => {
-            let _ = (h, mi, s, us);
-            format!("{y:04}-{m:02}-{d:02}").into_bytes()
-        }
-        (Value::Date(y, m, d, h, mi, s, us), kind) => {
-            let mut t = format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}");
-            push_fraction(&mut t, *us, fsp(kind));
-            t.into_bytes()
-        }
-        (Value::Time(neg, days, h, mi, s, us), kind) => {
-            let hours = *days as u64 * 24 + *h as u64;
-            let mut t = format!("{}{hours:02}:{mi:02}:{s:02}", if *neg { "-" } else { "" });
-            push_fraction(&mut t, *us, fsp(kind));
-            t.into_bytes()
-        }
-        (Value::Bytes(b), ColumnKind::Timestamp { fsp }) => epoch_to_text(b, *fsp)?,
-        (Value::Bytes(b), ColumnKind::Year) if b.as_slice() == b"1900" => b"0".to_vec(),
-        (Value::Bytes(b), ColumnKind::Set { values }) => {
-            let mask = b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | x as u64);
-            let labels: Vec<&str> = values
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i < 64 && mask & (1u64 << i) != 0)
-                .map(|(_, s)| s.as_str())
-                .collect();
-            labels.join(",").into_bytes()
-        }
-        (Value::Bytes(b), ColumnKind::Binary) => {
-            let mut b = b.clone();
-            if let Some(n) = col.fixed_binary_len {
-                if b.len() < n {
-                    b.resize(n, 0);
-                }
-            }
-            b
-        }
-        (Value::Bytes(b), ColumnKind::Spatial) => super::geojson::from_internal(b)?.into_bytes(),
-        // MariaDB logs UUIDs in their canonical byte order (not the swapped order it stores
-        // version 1-5 UUIDs in), as fixed-size binary whose trailing zero bytes are dropped.
-        (Value::Bytes(b), ColumnKind::Uuid) => uuid_text(&fixed::<16>(b, "UUID")?).into_bytes(),
-        (Value::Bytes(b), ColumnKind::Inet4) => std::net::Ipv4Addr::from(fixed::<4>(b, "INET4")?)
-            .to_string()
-            .into_bytes(),
-        (Value::Bytes(b), ColumnKind::Inet6) => inet6_text(&fixed::<16>(b, "INET6")?).into_bytes(),
-        (Value::Bytes(b), ColumnKind::Text { .. } | ColumnKind::Json | ColumnKind::Enum { .. }) => {
-            decode_text(b, col.charset.as_deref())
-        }
-        (Value::Bytes(b), _) => b.clone(),
+    let raw = match value {
+        Value::NULL => Raw::Null,
+        Value::Int(i) => Raw::Int(*i),
+        Value::UInt(u) => Raw::UInt(*u),
+        Value::Float(f) => Raw::Float(*f),
+        Value::Double(f) => Raw::Double(*f),
+        Value::Date(y, m, d, h, mi, s, us) => Raw::Date(*y, *m, *d, *h, *mi, *s, *us),
+        Value::Time(neg, days, h, mi, s, us) => Raw::Time(*neg, *days, *h, *mi, *s, *us),
+        Value::Bytes(b) => Raw::Bytes(b),
     };
-    Ok(Some(bytes))
+    let mut out = Vec::new();
+    Ok(write_text(col, raw, &mut out)?.then_some(out))
 }
 
-/// A fixed-size binary value whose trailing zero bytes the binlog dropped, padded back.
-fn fixed<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], String> {
-    let mut a = [0u8; N];
-    a.get_mut(..b.len())
-        .ok_or_else(|| {
-            format!(
-                "{what} value of {} bytes in the binlog (at most {N})",
-                b.len()
-            )
-        })?
-        .copy_from_slice(b);
-    Ok(a)
-}
+/// Why a partial JSON update cannot be followed.
+pub(crate) const PARTIAL_JSON: &str = "partial JSON updates (binlog_row_value_options=PARTIAL_JSON) are not supported: set binlog_row_value_options='' on the server";
 
-/// INET6 text as MariaDB prints it, which is not RFC 5952: the longest run of zero groups
-/// becomes `::` even when it is a single group (`1::2:3:4:5:6:7`, `1:2:3:4:5:6:7::`), the first
-/// of equally long runs wins, and only `::a.b.c.d` (six zero groups, then a non-zero one) and
-/// `::ffff:a.b.c.d` print their last 32 bits dotted (`::255.255.0.1`, but `::fffe:102:304`).
-pub(crate) fn inet6_text(b: &[u8; 16]) -> String {
-    let mut words = [0u16; 8];
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = u16::from_be_bytes([b[2 * i], b[2 * i + 1]]);
-    }
-    // The longest run of zero groups: (start, length), length 0 when there is none.
-    let (mut gap, mut gap_len) = (0usize, 0usize);
-    let mut i = 0;
-    while i < 8 {
-        let start = i;
-        while i < 8 && words[i] == 0 {
-            i += 1;
-        }
-        if i - start > gap_len {
-            (gap, gap_len) = (start, i - start);
-        }
-        i += 1;
-    }
-    let mut out = String::with_capacity(39);
-    let mut i = 0;
-    while i < 8 {
-        if gap_len > 0 && i == gap {
-            out.push_str(if i == 0 { "::" } else { ":" });
-            i += gap_len;
-        } else if i == 6
-            && gap_len > 0
-            && gap == 0
-            && (gap_len == 6 || gap_len == 5 && words[5] == 0xffff)
-        {
-            out.push_str(&std::net::Ipv4Addr::new(b[12], b[13], b[14], b[15]).to_string());
-            break;
-        } else {
-            out.push_str(&format!("{:x}", words[i]));
-            if i < 7 {
-                out.push(':');
-            }
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Canonical lower-case text of 16 UUID bytes (`8-4-4-4-12`), as MariaDB prints a UUID.
-pub fn uuid_text(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-fn fsp(kind: &ColumnKind) -> u32 {
-    match kind {
-        ColumnKind::DateTime { fsp } | ColumnKind::Timestamp { fsp } | ColumnKind::Time { fsp } => {
-            *fsp
-        }
-        _ => 0,
-    }
-}
-
-fn push_fraction(t: &mut String, us: u32, fsp: u32) {
-    if fsp > 0 {
-        let digits = format!("{us:06}");
-        t.push('.');
-        t.push_str(&digits[..fsp.min(6) as usize]);
-    }
-}
-
-/// A signed column whose value arrived zero-extended (the driver reads 24-bit integers
-/// unsigned): values at or above 2^(bits-1) are negative.
-fn sign_extend(i: i64, width: IntWidth) -> i64 {
-    let bits = match width {
-        IntWidth::Tiny => 8,
-        IntWidth::Small => 16,
-        IntWidth::Medium => 24,
-        IntWidth::Int => 32,
-        IntWidth::Big => return i,
-    };
-    if i >= 1 << (bits - 1) && i < 1 << bits {
-        i - (1 << bits)
-    } else {
-        i
-    }
-}
-
-fn reinterpret_unsigned(i: i64, width: IntWidth) -> u64 {
-    let bits = match width {
-        IntWidth::Tiny => 8,
-        IntWidth::Small => 16,
-        IntWidth::Medium => 24,
-        IntWidth::Int => 32,
-        IntWidth::Big => 64,
-    };
-    if bits == 64 {
-        i as u64
-    } else {
-        (i as u64) & ((1u64 << bits) - 1)
-    }
-}
-
-/// TIMESTAMP in the binlog: `secs[.micros]` since the epoch -> `YYYY-MM-DD HH:MM:SS[.f]` UTC.
-fn epoch_to_text(b: &[u8], fsp: u32) -> Result<Vec<u8>, String> {
-    let s = std::str::from_utf8(b).map_err(|_| "bad TIMESTAMP in the binlog".to_string())?;
-    let (secs, micros) = match s.split_once('.') {
-        Some((a, f)) => (a, f.parse::<u32>().unwrap_or(0)),
-        None => (s, 0),
-    };
-    let secs: i64 = secs
+/// MySQL's binary JSON as JSON text.
+pub(crate) fn jsonb_text(j: &mysql_common::binlog::jsonb::Value<'_>) -> Result<String, String> {
+    let dom = j
+        .clone()
         .parse()
-        .map_err(|_| format!("bad TIMESTAMP {s:?} in the binlog"))?;
-    if secs == 0 && micros == 0 {
-        return Ok(b"0000-00-00 00:00:00".to_vec());
-    }
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let mut t = format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
-    push_fraction(&mut t, micros, fsp);
-    Ok(t.into_bytes())
-}
-
-/// Text in the column's character set as UTF-8 (the snapshot reads with `NAMES utf8mb4`, so the
-/// server converts; here we do). MySQL's `latin1` is Windows-1252.
-fn decode_text(b: &[u8], charset: Option<&str>) -> Vec<u8> {
-    let enc = match charset.unwrap_or("utf8mb4").to_ascii_lowercase().as_str() {
-        "utf8mb4" | "utf8mb3" | "utf8" | "ascii" | "binary" => return b.to_vec(),
-        "latin1" | "cp1252" => encoding_rs::WINDOWS_1252,
-        "latin2" => encoding_rs::ISO_8859_2,
-        "greek" => encoding_rs::ISO_8859_7,
-        "hebrew" => encoding_rs::ISO_8859_8,
-        "cp1250" => encoding_rs::WINDOWS_1250,
-        "cp1251" => encoding_rs::WINDOWS_1251,
-        "cp1256" => encoding_rs::WINDOWS_1256,
-        "cp1257" => encoding_rs::WINDOWS_1257,
-        "koi8r" => encoding_rs::KOI8_R,
-        "koi8u" => encoding_rs::KOI8_U,
-        "sjis" | "cp932" => encoding_rs::SHIFT_JIS,
-        "ujis" | "eucjpms" => encoding_rs::EUC_JP,
-        "euckr" => encoding_rs::EUC_KR,
-        "gbk" | "gb2312" => encoding_rs::GBK,
-        "gb18030" => encoding_rs::GB18030,
-        "big5" => encoding_rs::BIG5,
-        "utf16" => encoding_rs::UTF_16BE,
-        "utf16le" => encoding_rs::UTF_16LE,
-        _ => return b.to_vec(),
-    };
-    enc.decode_without_bom_handling(b)
-        .0
-        .into_owned()
-        .into_bytes()
+        .map_err(|e| format!("cannot decode binary JSON: {e}"))?;
+    let mut text = String::new();
+    json_text(dom, &mut text);
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::types::IntWidth;
 
     fn col(kind: ColumnKind) -> ColumnDecoding {
         ColumnDecoding {

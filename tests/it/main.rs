@@ -5,6 +5,7 @@ mod support;
 
 mod batch;
 mod cdc;
+mod cdc_decoder;
 mod cdc_exact;
 mod cdc_gtid;
 mod cdc_pipeline;

@@ -24,7 +24,9 @@
 //! - Anything that cannot be decoded exactly (compressed transactions, partial JSON) stops the
 //!   run with a clear error; nothing is skipped silently.
 
+mod feed;
 mod positions;
+mod rows;
 mod session;
 
 use positions::plan_start;
@@ -124,6 +126,8 @@ pub(crate) fn run(
         last_commit: None,
         last_seen: None,
         seen_fde: false,
+        tables: rows::TableMaps::default(),
+        rowbuf: rows::RowBuffers::default(),
     };
     session.touched = vec![false; session.streams.len()];
     session.read(binlog, &start.from(), &end_pos, sid)?;

@@ -3,24 +3,23 @@
 
 use std::collections::HashMap;
 
-use mysql::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
-use mysql::binlog::row::BinlogRow;
+use mysql::binlog::events::{Event, EventData};
 use mysql::binlog::EventType;
 use mysql::{BinlogStream, Conn};
 
+use super::feed::EventFeed;
 use super::positions::send_bookmarks;
+use super::rows::{RowBuffers, TableMaps};
 use super::{CdcOptions, ServerFacts};
 use crate::cdc::ddl::{self, Applied, Change, Target};
 use crate::cdc::dump::{dump_error, open_dump, refused_event, DumpFrom};
 use crate::cdc::gtid::{GtidState, TxnGtid};
 use crate::cdc::mariadb;
-use crate::cdc::stream::{column_mapping, refresh_schema, Refresh};
+use crate::cdc::stream::{refresh_schema, Refresh};
 use crate::cdc::stream::{CdcStream, ModelState, Position};
-use crate::cdc::values::text_bytes;
-use crate::encode::encode_cell;
 use crate::error::{Error, Result};
 use crate::singer::messages::activate_version_message;
-use crate::sink::record::{OutputSender, BUFFER_BYTES};
+use crate::sink::record::OutputSender;
 use crate::source::connect::{Connector, ServerInfo};
 
 /// The state of one binlog read.
@@ -51,14 +50,10 @@ pub(super) struct Session<'s, 'o> {
     pub(super) last_commit: Option<Position>,
     pub(super) last_seen: Option<Position>,
     pub(super) seen_fde: bool,
-}
-
-/// Which image(s) a rows event carries.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum RowsKind {
-    Insert,
-    Update,
-    Delete,
+    /// The table maps seen, resolved for the row decoder.
+    pub(super) tables: TableMaps,
+    /// Buffers the row decoder reuses from row to row.
+    pub(super) rowbuf: RowBuffers,
 }
 
 impl Session<'_, '_> {
@@ -66,13 +61,14 @@ impl Session<'_, '_> {
     /// replication connection drops.
     pub(super) fn read(
         &mut self,
-        mut binlog: BinlogStream,
+        binlog: BinlogStream,
         start: &DumpFrom,
         end: &Position,
         sid: u32,
     ) -> Result<()> {
         let mut reconnects = 0u32;
-        while let Some(event) = binlog.next() {
+        let mut feed = EventFeed::start(binlog)?;
+        while let Some(event) = feed.next() {
             if let Some(sig) = crate::interrupt::requested() {
                 // Records of an unfinished transaction stay unsent; the bookmark is at the
                 // last commit.
@@ -85,12 +81,12 @@ impl Session<'_, '_> {
                         && reconnects < self.opts.reconnect_limit.max(1) =>
                 {
                     reconnects += 1;
-                    binlog = self.reconnect(e, start, sid)?;
+                    feed = EventFeed::start(self.reconnect(e, start, sid)?)?;
                     continue;
                 }
                 Err(e) => return Err(dump_error(e, start)),
             };
-            let pos = self.on_event(&event, &binlog)?;
+            let pos = self.on_event(&event)?;
             // Events at position 0 (the dump's opening fake events) are not in the log.
             if !self.in_txn && pos.pos > 0 && pos.cmp(end) != std::cmp::Ordering::Less {
                 break;
@@ -134,6 +130,7 @@ impl Session<'_, '_> {
         self.in_txn = false;
         self.seen_fde = false;
         self.current = None;
+        self.tables.schema_changed();
         self.file = match &from {
             DumpFrom::File(p) => p.file.clone(),
             DumpFrom::Gtid(_) => String::new(),
@@ -152,7 +149,7 @@ impl Session<'_, '_> {
 
     /// Whether a stream already has the events at `pos`: by its GTID position when reading by
     /// GTID (file positions may be another server's), else by its bookmark's file position.
-    fn covered(&self, idx: usize, pos: &Position) -> bool {
+    pub(super) fn covered(&self, idx: usize, pos: &Position) -> bool {
         match &self.stream_gtids {
             Some(starts) => self
                 .current
@@ -172,7 +169,7 @@ impl Session<'_, '_> {
     }
 
     /// Handles one event; returns its end position.
-    fn on_event(&mut self, event: &Event, binlog: &BinlogStream) -> Result<Position> {
+    fn on_event(&mut self, event: &Event) -> Result<Position> {
         let header = event.header();
         let pos = Position {
             file: self.file.clone(),
@@ -206,7 +203,7 @@ impl Session<'_, '_> {
             EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
                 if let Ok(Some(EventData::GtidEvent(g))) = event.read_data() {
                     self.on_gtid(TxnGtid::Mysql {
-                        uuid: crate::cdc::values::uuid_text(&g.sid()),
+                        uuid: crate::cdc::text::uuid_text(&g.sid()),
                         tag: g.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
                         gno: g.gno(),
                     });
@@ -243,11 +240,9 @@ impl Session<'_, '_> {
                 let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
                     return Err(failed("unreadable rows event".into()));
                 };
-                let Some(tme) = binlog.get_tme(rows.table_id()) else {
-                    return Err(failed("rows event without its table map".into()));
-                };
-                self.on_rows(&rows, tme, &pos, header.timestamp())?;
+                self.on_rows(&rows, &pos, header.timestamp())?;
             }
+            EventType::TABLE_MAP_EVENT => self.tables.on_table_map(event).map_err(failed)?,
             _ => {}
         }
         Ok(pos)
@@ -296,6 +291,8 @@ impl Session<'_, '_> {
         sql: &str,
         pos: &Position,
     ) -> Result<()> {
+        // The stream's columns may change: table maps are mapped to it again.
+        self.tables.schema_changed();
         let s = &mut self.streams[idx];
         if s.resnapshot.is_some() {
             return Ok(()); // it is re-read as a whole anyway
@@ -394,7 +391,7 @@ impl Session<'_, '_> {
 
     /// Marks a stream for a re-snapshot (its events are skipped from here on), or fails when
     /// `auto_resnapshot` is off. `names_help`: column names in the binlog would have avoided it.
-    fn resnapshot(
+    pub(super) fn resnapshot(
         &mut self,
         idx: usize,
         why: String,
@@ -423,129 +420,6 @@ impl Session<'_, '_> {
         );
         s.resnapshot = Some(why);
         self.touched[idx] = true;
-        Ok(())
-    }
-
-    /// A rows event: RECORDs for the stream of its table.
-    fn on_rows(
-        &mut self,
-        rows: &RowsEventData<'_>,
-        tme: &TableMapEvent<'_>,
-        pos: &Position,
-        timestamp: u32,
-    ) -> Result<()> {
-        let key = self
-            .facts
-            .table_key(&tme.database_name(), &tme.table_name());
-        let Some(&idx) = self.by_table.get(&key) else {
-            return Ok(());
-        };
-        if self.covered(idx, pos) || self.streams[idx].resnapshot.is_some() {
-            return Ok(()); // already sent, or re-read as a whole
-        }
-        let s = &self.streams[idx];
-        let mapping = match column_mapping(s, tme) {
-            Ok(m) => m,
-            Err(why) => return self.resnapshot(idx, why, true, pos),
-        };
-        let kind = match rows {
-            RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => {
-                RowsKind::Delete
-            }
-            RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => {
-                RowsKind::Insert
-            }
-            _ => RowsKind::Update,
-        };
-        // The time of deletes (and of the old key of an update that changed it).
-        let when = match kind {
-            RowsKind::Insert => String::new(),
-            _ => crate::cdc::stream::commit_time(timestamp),
-        };
-        for row in rows.rows(tme) {
-            let (before, after) =
-                row.map_err(|e| Error::runtime(format!("binlog {}:{}: {e}", pos.file, pos.pos)))?;
-            match (kind, before, after) {
-                (RowsKind::Delete, Some(b), _) => {
-                    self.write(idx, &mapping, &b, Some(&when), pos)?
-                }
-                (RowsKind::Update, Some(b), Some(a)) => {
-                    // A new key: the row under the old key is gone.
-                    if self.key_changed(idx, &mapping, &b, &a, pos)? {
-                        self.write(idx, &mapping, &b, Some(&when), pos)?;
-                    }
-                    self.write(idx, &mapping, &a, None, pos)?;
-                }
-                (RowsKind::Insert | RowsKind::Update, _, Some(a)) => {
-                    self.write(idx, &mapping, &a, None, pos)?
-                }
-                _ => {}
-            }
-        }
-        self.touched[idx] = true;
-        Ok(())
-    }
-
-    /// Whether an update changed the stream's key (the bytes the tap would emit differ).
-    fn key_changed(
-        &self,
-        idx: usize,
-        mapping: &[Option<usize>],
-        before: &BinlogRow,
-        after: &BinlogRow,
-        pos: &Position,
-    ) -> Result<bool> {
-        let s = &self.streams[idx];
-        for &ci in &s.key_columns {
-            let Some(ti) = mapping[ci] else { continue };
-            let dec = &s.decodings[ci];
-            let text = |row: &BinlogRow| match row.as_ref(ti) {
-                Some(v) => text_bytes(dec, v).map_err(|e| value_error(s, ci, pos, e)),
-                None => Ok(None),
-            };
-            if text(before)? != text(after)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Appends one RECORD of `image` (a delete when `deleted_at` is set).
-    fn write(
-        &mut self,
-        idx: usize,
-        mapping: &[Option<usize>],
-        image: &BinlogRow,
-        deleted_at: Option<&str>,
-        pos: &Position,
-    ) -> Result<()> {
-        let s = &mut self.streams[idx];
-        let buf = &mut self.buf;
-        buf.extend_from_slice(s.frame.prefix());
-        for (ci, dec) in s.decodings.iter().enumerate() {
-            buf.extend_from_slice(s.frame.key(ci));
-            let bytes = match mapping[ci].and_then(|ti| image.as_ref(ti)) {
-                Some(v) => text_bytes(dec, v).map_err(|e| value_error(s, ci, pos, e))?,
-                None => None,
-            };
-            encode_cell(
-                s.plan.columns[ci].encoder,
-                bytes.as_deref(),
-                buf,
-                &mut s.warnings[ci],
-            );
-        }
-        buf.extend_from_slice(s.frame.key(s.decodings.len()));
-        match deleted_at {
-            Some(t) => crate::encode::json::write_str(buf, t),
-            None => buf.extend_from_slice(b"null"),
-        }
-        buf.extend_from_slice(s.frame.suffix());
-        self.rows_total += 1;
-        s.plan.check_text(&s.warnings)?;
-        if self.buf.len() >= BUFFER_BYTES {
-            self.flush()?;
-        }
         Ok(())
     }
 
@@ -579,11 +453,4 @@ impl Session<'_, '_> {
         }
         send_bookmarks(self.out, moved)
     }
-}
-
-fn value_error(s: &CdcStream, ci: usize, pos: &Position, e: String) -> Error {
-    Error::runtime(format!(
-        "stream '{}' column '{}' at binlog {}:{}: {e}",
-        s.plan.stream_id, s.plan.columns[ci].name, pos.file, pos.pos
-    ))
 }
