@@ -268,8 +268,21 @@ fn fsp(kind: &ColumnKind) -> u32 {
     }
 }
 
+const POW10: [i64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
 /// `v` in decimal with at least `width` digits (zero-padded), as `{v:0width$}` prints it.
 fn push_padded(out: &mut Vec<u8>, v: i64, width: usize) {
+    // The common case (dates and times): exactly `width` digits, written directly.
+    if (1..=6).contains(&width) && (0..POW10[width]).contains(&v) {
+        let mut d = [b'0'; 6];
+        let mut x = v as u32;
+        for slot in d[..width].iter_mut().rev() {
+            *slot = b'0' + (x % 10) as u8;
+            x /= 10;
+        }
+        out.extend_from_slice(&d[..width]);
+        return;
+    }
     let mut b = itoa::Buffer::new();
     let digits = b.format(v.unsigned_abs()).as_bytes();
     if v < 0 {
