@@ -315,3 +315,42 @@ fn negative_fractional_times_match_the_snapshot() {
     assert_eq!(cdc[0]["t2"], "\"-00:00:01.50\"");
     assert_eq!(cdc[1]["t1"], "\"-838:59:58.9\"");
 }
+
+/// A session that writes with its own `binlog_row_image=MINIMAL` leaves columns out of its
+/// rows: the run stops with a clear error naming the column instead of mapping values to the
+/// wrong columns, and the bookmark stays before that transaction.
+#[test]
+fn a_row_image_without_a_selected_column_stops_the_run() {
+    let _g = cdc_lock();
+    let db = fresh_db("cdc_minimal_image");
+    let mut c = db_conn(&db);
+    c.query_drop("CREATE TABLE t (id int PRIMARY KEY, a int, b varchar(10)); INSERT INTO t VALUES (1, 10, 'x')")
+        .unwrap();
+    let cfg = config_for(&db);
+    let catalog = log_based(&db, &["t"], &[]);
+    let state = sync(&cfg, Some(&catalog), None).last_state();
+    c.query_drop("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE t SET a = 11 WHERE id = 1")
+        .unwrap();
+    let run = sync_any(&cfg, Some(&catalog), Some(&state));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let last = run
+        .stderr
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("column 'id'")
+            && last.contains("not in the row image")
+            && last.contains("binlog_row_image"),
+        "{last}"
+    );
+    assert!(run.raw_records().is_empty(), "no record of a partial row");
+    for m in run.messages.iter().filter(|m| m["type"] == "STATE") {
+        assert_eq!(
+            m["value"], state,
+            "the bookmark stays before the transaction"
+        );
+    }
+}
