@@ -299,20 +299,22 @@ fn push_padded(out: &mut Vec<u8>, v: i64, width: usize) {
     out.extend_from_slice(digits);
 }
 
+/// Three zero-padded fields with `sep` between them (`YYYY-MM-DD`, `HH:MM:SS`).
+fn push_fields(out: &mut Vec<u8>, fields: [(i64, usize); 3], sep: u8) {
+    for (i, (v, width)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        push_padded(out, v, width);
+    }
+}
+
 fn push_date(out: &mut Vec<u8>, y: u16, m: u8, d: u8) {
-    push_padded(out, y as i64, 4);
-    out.push(b'-');
-    push_padded(out, m as i64, 2);
-    out.push(b'-');
-    push_padded(out, d as i64, 2);
+    push_fields(out, [(y as i64, 4), (m as i64, 2), (d as i64, 2)], b'-');
 }
 
 fn push_clock(out: &mut Vec<u8>, h: u64, mi: u8, s: u8) {
-    push_padded(out, h as i64, 2);
-    out.push(b':');
-    push_padded(out, mi as i64, 2);
-    out.push(b':');
-    push_padded(out, s as i64, 2);
+    push_fields(out, [(h as i64, 2), (mi as i64, 2), (s as i64, 2)], b':');
 }
 
 /// `.` and the first `fsp` of the six microsecond digits (nothing when `fsp` is 0).

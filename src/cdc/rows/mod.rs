@@ -140,16 +140,7 @@ fn size_of(ty: ColumnType, meta: &[u8]) -> Size {
         }
         MYSQL_TYPE_ENUM if meta.len() == 2 && (m1 == 1 || m1 == 2) => Size::Fixed(m1 as usize),
         MYSQL_TYPE_SET if meta.len() == 2 => Size::Fixed(m1 as usize),
-        MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB
-        | MYSQL_TYPE_LONG_BLOB
-        | MYSQL_TYPE_BLOB
-        | MYSQL_TYPE_GEOMETRY
-        | MYSQL_TYPE_VECTOR
-            if (1..=4).contains(&m0) =>
-        {
-            Size::Prefixed(m0 as usize)
-        }
+        ty if is_blob(ty) && (1..=4).contains(&m0) => Size::Prefixed(m0 as usize),
         MYSQL_TYPE_JSON => Size::Prefixed(4),
         MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING if meta.len() == 2 => {
             prefixed_by_max(u16::from_le_bytes([m0, m1]) as usize)
@@ -157,6 +148,20 @@ fn size_of(ty: ColumnType, meta: &[u8]) -> Size {
         MYSQL_TYPE_STRING if meta.len() == 2 => prefixed_by_max(string_max_len(m0, m1)),
         _ => Size::Unknown,
     }
+}
+
+/// The types stored as a length of 1 to 4 bytes (the metadata says how many), then the bytes.
+pub(crate) fn is_blob(ty: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        ty,
+        MYSQL_TYPE_TINY_BLOB
+            | MYSQL_TYPE_MEDIUM_BLOB
+            | MYSQL_TYPE_LONG_BLOB
+            | MYSQL_TYPE_BLOB
+            | MYSQL_TYPE_GEOMETRY
+            | MYSQL_TYPE_VECTOR
+    )
 }
 
 /// CHAR(n)'s maximum length in bytes, from its two metadata bytes (the real type shares the

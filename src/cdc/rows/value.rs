@@ -10,7 +10,7 @@ use mysql_common::binlog::value::BinlogValue;
 use mysql_common::constants::ColumnType;
 use mysql_common::io::ParseBuf;
 
-use super::{le_uint, MapColumn, Size};
+use super::{is_blob, le_uint, MapColumn, Size};
 use crate::cdc::text::{bytes_are_text, write_text, Raw};
 use crate::cdc::values::{text_bytes, ColumnDecoding};
 
@@ -113,18 +113,17 @@ fn decode<'a>(col: &MapColumn, b: &'a [u8], scratch: &mut Vec<u8>) -> Result<Dec
         MYSQL_TYPE_ENUM if col.meta[1] == 1 => Raw::Int(b[0] as i64),
         MYSQL_TYPE_ENUM => Raw::Int(u16::from_le_bytes([b[0], b[1]]) as i64),
         MYSQL_TYPE_SET | MYSQL_TYPE_BIT => Raw::Bytes(b),
-        MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB
-        | MYSQL_TYPE_LONG_BLOB
-        | MYSQL_TYPE_BLOB
-        | MYSQL_TYPE_GEOMETRY
-        | MYSQL_TYPE_VECTOR
-        | MYSQL_TYPE_VARCHAR
-        | MYSQL_TYPE_VAR_STRING
-        | MYSQL_TYPE_STRING => match col.size {
-            Size::Prefixed(k) => Raw::Bytes(&b[k..]),
-            _ => return Ok(Decoded::Driver),
-        },
+        ty if is_blob(ty)
+            || matches!(
+                ty,
+                MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_STRING
+            ) =>
+        {
+            match col.size {
+                Size::Prefixed(k) => Raw::Bytes(&b[k..]),
+                _ => return Ok(Decoded::Driver),
+            }
+        }
         _ => return Ok(Decoded::Driver),
     };
     Ok(Decoded::Value(raw))
