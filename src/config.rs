@@ -119,6 +119,130 @@ pub struct TlsConfig {
     pub verify: bool,
 }
 
+/// How the SSH server's host key is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostKeyCheck {
+    /// Against known_hosts lines: the user's `~/.ssh/known_hosts` (None), or the
+    /// `known_hosts` setting (a file or inline text).
+    KnownHosts(Option<KnownHostsSource>),
+    /// Against a pinned `SHA256:...` fingerprint.
+    Fingerprint(String),
+    /// Not checked (`host_key_check: false`).
+    Off,
+}
+
+/// The `known_hosts` setting: a file, or the lines themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KnownHostsSource {
+    /// A file in known_hosts format.
+    Path(PathBuf),
+    /// known_hosts lines given inline.
+    Inline(String),
+}
+
+/// `ssh_tunnel`: connect through one SSH session (MeltanoLabs tap-mysql shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SshTunnelConfig {
+    /// SSH server host.
+    pub host: String,
+    /// SSH server port.
+    pub port: u16,
+    /// SSH login.
+    pub username: String,
+    /// The user's private key (a path or inline, secret).
+    pub private_key: PemSource,
+    /// Its passphrase.
+    pub private_key_password: Option<Secret>,
+    /// Host key policy.
+    pub host_key: HostKeyCheck,
+}
+
+/// The keys `ssh_tunnel` knows.
+const SSH_KEYS: [&str; 9] = [
+    "enable",
+    "host",
+    "port",
+    "username",
+    "private_key",
+    "private_key_password",
+    "host_key_check",
+    "known_hosts",
+    "host_key_fingerprint",
+];
+
+impl SshTunnelConfig {
+    /// Parses `ssh_tunnel` (an object, or its JSON text from an environment variable);
+    /// None when absent or not enabled.
+    fn parse(v: Option<&Value>) -> Result<Option<SshTunnelConfig>> {
+        let parsed;
+        let obj = match v {
+            None => return Ok(None),
+            Some(Value::String(s)) => {
+                parsed = serde_json::from_str::<Value>(s)
+                    .map_err(|_| Error::usage("config: 'ssh_tunnel' must be a JSON object"))?;
+                parsed.as_object()
+            }
+            Some(v) => v.as_object(),
+        }
+        .ok_or_else(|| Error::usage("config: 'ssh_tunnel' must be an object"))?;
+        // Prefixed keys, so every error names `ssh_tunnel.<key>`.
+        let mut map = Map::new();
+        for (k, v) in obj {
+            if !SSH_KEYS.contains(&k.as_str()) {
+                log::warn!("config: ignoring unknown key 'ssh_tunnel.{k}'");
+            }
+            map.insert(format!("ssh_tunnel.{k}"), v.clone());
+        }
+        let r = Reader { map: &map };
+        if !r.boolean("ssh_tunnel.enable")?.unwrap_or(false) {
+            return Ok(None);
+        }
+        let required = |key: &str, v: Option<String>| {
+            v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                Error::usage(format!(
+                    "config: 'ssh_tunnel.{key}' is required when ssh_tunnel.enable is true"
+                ))
+            })
+        };
+        let fingerprint = r.string("ssh_tunnel.host_key_fingerprint")?;
+        let known_hosts = r.string("ssh_tunnel.known_hosts")?;
+        let host_key = match (r.boolean("ssh_tunnel.host_key_check")?, fingerprint) {
+            (Some(false), _) => HostKeyCheck::Off,
+            (_, Some(f)) => {
+                let f = f.trim().to_string();
+                if !f.starts_with("SHA256:") || f.len() < 20 {
+                    return Err(Error::usage(
+                        "config: 'ssh_tunnel.host_key_fingerprint' must be a SHA256 fingerprint as ssh-keygen -lf prints it (SHA256:...)",
+                    ));
+                }
+                HostKeyCheck::Fingerprint(f)
+            }
+            _ => HostKeyCheck::KnownHosts(known_hosts.map(|k| {
+                // A known_hosts line always has spaces (host, key type, key); a path rarely.
+                if k.trim().contains(' ') {
+                    KnownHostsSource::Inline(k)
+                } else {
+                    KnownHostsSource::Path(PathBuf::from(k.trim()))
+                }
+            })),
+        };
+        Ok(Some(SshTunnelConfig {
+            host: required("host", r.string("ssh_tunnel.host")?)?,
+            port: r.int("ssh_tunnel.port", 1, 65535)?.unwrap_or(22) as u16,
+            username: required("username", r.string("ssh_tunnel.username")?)?,
+            private_key: PemSource::parse(required(
+                "private_key",
+                r.secret_string("ssh_tunnel.private_key")?,
+            )?),
+            private_key_password: r
+                .secret_string("ssh_tunnel.private_key_password")?
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            host_key,
+        }))
+    }
+}
+
 /// File format of BATCH messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchFormat {
@@ -281,6 +405,8 @@ pub struct Config {
     pub filter_dbs: Vec<String>,
     /// TLS settings.
     pub tls: TlsConfig,
+    /// SSH tunnel, when enabled.
+    pub ssh: Option<SshTunnelConfig>,
     /// Extra statements for every session.
     pub session_sqls: Vec<String>,
     /// Replica server id for LOG_BASED.
@@ -363,6 +489,12 @@ impl Config {
                 "config: 'ssl_cert' and 'ssl_key' must be given together",
             ));
         }
+        let ssh = SshTunnelConfig::parse(r.get("ssh_tunnel"))?;
+        if ssh.is_some() && r.string("unix_socket")?.is_some() {
+            return Err(Error::usage(
+                "config: 'unix_socket' cannot be used with ssh_tunnel (the tunnel reaches host:port)",
+            ));
+        }
         let engine = match r.string("engine")?.as_deref() {
             None => None,
             Some("mysql") => Some(Flavor::Mysql),
@@ -393,6 +525,7 @@ impl Config {
             database: r.string("database")?.filter(|d| !d.is_empty()),
             filter_dbs: r.list("filter_dbs")?,
             tls,
+            ssh,
             session_sqls: r.string_array("session_sqls")?,
             server_id: r.int("server_id", 1, u32::MAX as i64)?.map(|v| v as u32),
             use_gtid: r.boolean("use_gtid")?.unwrap_or(false),
@@ -458,7 +591,13 @@ impl Config {
     pub(crate) fn endpoint(&self) -> String {
         match &self.unix_socket {
             Some(s) => format!("socket {s}"),
-            None => format!("{}:{}", self.host, self.port),
+            None => match &self.ssh {
+                Some(t) => format!(
+                    "{}:{} through SSH {}@{}:{}",
+                    self.host, self.port, t.username, t.host, t.port
+                ),
+                None => format!("{}:{}", self.host, self.port),
+            },
         }
     }
 }
@@ -807,6 +946,76 @@ mod tests {
         assert!(!dbg.contains("hunter2-secret"), "{dbg}");
         assert!(!dbg.contains("BEGIN PRIVATE"), "{dbg}");
         assert_eq!(c.password.expose(), "hunter2-secret");
+    }
+
+    #[test]
+    fn ssh_tunnel_settings() {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-bytes\n-----END OPENSSH PRIVATE KEY-----\n";
+        let c = from(
+            json!({"user": "u", "host": "db", "ssh_tunnel": {"enable": true,
+            "host": "bastion", "username": "tunnel", "private_key": key,
+            "private_key_password": "pass-phrase-9"}}),
+        )
+        .unwrap();
+        let t = c.ssh.clone().unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.username.as_str()),
+            ("bastion", 22, "tunnel")
+        );
+        assert!(matches!(&t.private_key, PemSource::Inline(k) if k.expose() == key));
+        assert_eq!(t.host_key, HostKeyCheck::KnownHosts(None));
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("secret-key-bytes") && !dbg.contains("pass-phrase-9"),
+            "{dbg}"
+        );
+        assert_eq!(c.endpoint(), "db:3306 through SSH tunnel@bastion:22");
+        // Not enabled: ignored; an environment variable holds JSON text.
+        let c = from(json!({"user": "u", "ssh_tunnel": {"enable": false, "host": "b"}})).unwrap();
+        assert!(c.ssh.is_none());
+        let c = from(json!({"user": "u", "ssh_tunnel":
+            r#"{"enable": "true", "host": "b", "port": "2222", "username": "x",
+                "private_key": "/k", "host_key_fingerprint": "SHA256:abcdefghijklmnopqrstuvwxyz"}"#}))
+        .unwrap();
+        let t = c.ssh.unwrap();
+        assert_eq!(t.port, 2222);
+        assert_eq!(t.private_key, PemSource::Path(PathBuf::from("/k")));
+        assert_eq!(
+            t.host_key,
+            HostKeyCheck::Fingerprint("SHA256:abcdefghijklmnopqrstuvwxyz".into())
+        );
+        let base = json!({"enable": true, "host": "b", "username": "x", "private_key": "/k"});
+        let with = |k: &str, v: Value| {
+            let mut t = base.clone();
+            t[k] = v;
+            from(json!({"user": "u", "ssh_tunnel": t}))
+        };
+        let t = with("known_hosts", json!("b ssh-ed25519 AAAA"))
+            .unwrap()
+            .ssh
+            .unwrap();
+        assert_eq!(
+            t.host_key,
+            HostKeyCheck::KnownHosts(Some(KnownHostsSource::Inline("b ssh-ed25519 AAAA".into())))
+        );
+        let t = with("host_key_check", json!(false)).unwrap().ssh.unwrap();
+        assert_eq!(t.host_key, HostKeyCheck::Off);
+        for (k, v, needle) in [
+            ("host", Value::Null, "'ssh_tunnel.host' is required"),
+            (
+                "private_key",
+                json!(""),
+                "'ssh_tunnel.private_key' is required",
+            ),
+            ("port", json!(0), "'ssh_tunnel.port'"),
+            ("host_key_fingerprint", json!("MD5:aa"), "SHA256"),
+        ] {
+            let e = with(k, v).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+        let e = from(json!({"user": "u", "unix_socket": "/s", "ssh_tunnel": base})).unwrap_err();
+        assert!(e.to_string().contains("unix_socket"), "{e}");
     }
 
     #[test]

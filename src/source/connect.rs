@@ -56,6 +56,8 @@ pub(crate) struct Connector {
     announced: AtomicBool,
     // Inline PEM material written to private temp files for the driver; removed on drop.
     _pem_files: Vec<tempfile::TempPath>,
+    // The SSH tunnel every connection goes through, when configured (dropped last).
+    tunnel: Option<super::tunnel::Tunnel>,
 }
 
 impl Connector {
@@ -74,16 +76,37 @@ impl Connector {
             // Accept any row the server sends (the driver otherwise caps at the server's
             // max_allowed_packet, which a row of several large columns can exceed).
             .max_allowed_packet(Some(1024 * 1024 * 1024));
-        builder = match &cfg.unix_socket {
-            Some(path) => builder.socket(Some(path.clone())),
-            None => builder
+        let tunnel = match &cfg.ssh {
+            Some(ssh) => Some(super::tunnel::Tunnel::start(
+                ssh,
+                &cfg.host,
+                cfg.port,
+                cfg.connect_timeout,
+            )?),
+            None => None,
+        };
+        builder = match (&cfg.unix_socket, &tunnel) {
+            (Some(path), _) => builder.socket(Some(path.clone())),
+            (None, Some(t)) => builder
+                .ip_or_hostname(Some("127.0.0.1"))
+                .tcp_port(t.local_port()),
+            (None, None) => builder
                 .ip_or_hostname(Some(cfg.host.clone()))
                 .tcp_port(cfg.port),
         };
         if cfg.tls.enabled {
+            // Through the tunnel the driver only knows 127.0.0.1, so it cannot check the
+            // certificate's host name; the chain is still verified.
+            let skip_name = !cfg.tls.verify || tunnel.is_some();
+            if tunnel.is_some() && cfg.tls.verify {
+                log::warn!(
+                    "TLS through the SSH tunnel: the certificate chain is verified but not its host name ({}): the driver connects to the tunnel's local port",
+                    cfg.host
+                );
+            }
             let mut ssl = SslOpts::default()
                 .with_danger_accept_invalid_certs(!cfg.tls.verify)
-                .with_danger_skip_domain_validation(!cfg.tls.verify);
+                .with_danger_skip_domain_validation(skip_name);
             if let Some(ca) = &cfg.tls.ca {
                 let path = pem_path(ca, "ssl_ca", &mut pem_files)?;
                 ssl = ssl.with_root_cert_path(Some(path));
@@ -106,6 +129,7 @@ impl Connector {
             server: OnceLock::new(),
             announced: AtomicBool::new(false),
             _pem_files: pem_files,
+            tunnel,
         })
     }
 
@@ -120,6 +144,9 @@ impl Connector {
                 Err(e) => {
                     let permanent = match &e {
                         Error::Mysql { source, .. } => super::errors::never_retry(source),
+                        // An SSH server that could not be reached (the tunnel's refusals of a
+                        // host key or user key are runtime errors: never retried).
+                        Error::Io { .. } => false,
                         _ => true,
                     };
                     if permanent || attempt >= self.retries {
@@ -146,6 +173,9 @@ impl Connector {
 
     fn connect_once(&self, purpose: &str) -> Result<Conn> {
         let ctx = || format!("cannot connect to {} ({purpose})", self.endpoint);
+        if let Some(tunnel) = &self.tunnel {
+            tunnel.ensure()?;
+        }
         let mut conn = Conn::new(self.opts.clone()).map_err(|e| Error::mysql(ctx(), e))?;
         let setup = [
             "SET time_zone = '+00:00'".to_string(),

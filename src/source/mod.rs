@@ -2,5 +2,7 @@
 
 pub(crate) mod connect;
 pub(crate) mod errors;
+mod known_hosts;
 pub(crate) mod query;
 pub(crate) mod snapshot;
+mod tunnel;

@@ -22,5 +22,6 @@ mod privileges;
 mod recorded;
 mod robustness;
 mod signals;
+mod ssh;
 mod sync;
 mod tls;

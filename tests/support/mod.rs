@@ -9,6 +9,8 @@
 //! Tests create their own database with [`fresh_db`] and never share tables.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
