@@ -9,6 +9,10 @@
 //! - Failed connection attempts are retried with exponential backoff, except errors that
 //!   cannot heal (access denied, unknown database, TLS refused or invalid).
 //! - The server flavor and version are detected once and logged once, with the TLS cipher.
+//! - With `ssh_tunnel`, every connection goes through the one SSH session of the run
+//!   (`super::tunnel`): the driver connects to the tunnel's local port, and each attempt first
+//!   makes sure the session is up (rebuilding a dropped one). A refused host key or user key
+//!   is never retried; an unreachable SSH server is, like a database.
 //! - Neither the password nor key material ever reaches a log line or an error message.
 
 use std::io::Write;

@@ -300,9 +300,8 @@ impl Shared {
         };
         if !auth.success() {
             return Err(Failure::Permanent(format!(
-                "the SSH server {} refused the private key for user '{}' (publickey authentication failed): check ssh_tunnel.username and ssh_tunnel.private_key",
-                self.endpoint(),
-                self.ssh.username
+                "the SSH server {}:{} refused the private key for user '{}' (publickey authentication failed): check ssh_tunnel.username and ssh_tunnel.private_key",
+                self.ssh.host, self.ssh.port, self.ssh.username
             )));
         }
         Ok(handle)

@@ -116,11 +116,33 @@ fn log_based_through_the_tunnel() {
         "{}",
         second.stderr
     );
+    // The binlog connection went through the same single session.
+    let sessions = second.stderr.matches("SSH tunnel: connected to").count();
+    assert_eq!(sessions, 1, "{}", second.stderr);
+    assert!(second.stderr.contains("through SSH"), "{}", second.stderr);
+}
+
+#[test]
+fn tls_through_the_tunnel_verifies_the_certificate_chain() {
+    let server = sshd::sshd();
+    let (tls, certs) = tls_server();
+    let mut cfg = tunnel_config("mysql_no_such_db", server);
+    cfg["port"] = json!(tls.port);
+    cfg["ssl"] = json!(true);
+    cfg["ssl_ca"] = json!(certs.path("ca.pem"));
+    let out = discover_with(&cfg, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("(TLS: TLS_"), "{err}");
     assert!(
-        second.stderr.contains("SSH tunnel: connected to"),
-        "{}",
-        second.stderr
+        err.contains("certificate chain is verified but not its host name"),
+        "{err}"
     );
+    // A certificate from another CA is still refused, once.
+    cfg["ssl_ca"] = json!(certs.path("other-ca.pem"));
+    cfg["connect_retries"] = json!(2);
+    let out = discover_with(&cfg, &[]);
+    assert_refused(&out, "certificate");
 }
 
 /// One clear line, exit 1, no retry.
