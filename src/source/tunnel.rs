@@ -403,3 +403,33 @@ fn load_key(ssh: &SshTunnelConfig) -> Result<PrivateKey> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_key_policies() {
+        let key = keys::parse_public_key_base64(
+            "AAAAC3NzaC1lZDI1NTE5AAAAID5RMvwIFkyafex/gbzpqeQhcg2EckFZFAXO2T1w0GH1",
+        )
+        .unwrap();
+        let fp = "SHA256:wFFhvIDezCAOxvFoGR2D1AJ8MHQoDul7mCSKb00THd0";
+        assert_eq!(key.fingerprint(HashAlg::Sha256).to_string(), fp);
+        assert!(check_host_key(&HostKeyCheck::Off, "h", 22, &key).is_ok());
+        let pinned = HostKeyCheck::Fingerprint(fp.into());
+        assert!(check_host_key(&pinned, "h", 22, &key).is_ok());
+        let other = HostKeyCheck::Fingerprint("SHA256:other".into());
+        let e = check_host_key(&other, "h", 2222, &key).unwrap_err();
+        assert!(
+            e.contains("the SSH server h:2222 presented host key SHA256:wFFh"),
+            "{e}"
+        );
+        let inline = |t: &str| {
+            HostKeyCheck::KnownHosts(Some(crate::config::KnownHostsSource::Inline(t.into())))
+        };
+        let e = check_host_key(&inline("x ssh-ed25519 AAAA"), "h", 22, &key).unwrap_err();
+        assert!(e.contains("is not in ssh_tunnel.known_hosts"), "{e}");
+        assert!(e.contains("ssh-keyscan -p 22 h"), "{e}");
+    }
+}

@@ -232,6 +232,12 @@ fn pem_rsa_key_with_passphrase_and_pinned_fingerprint() {
     let run = sync(&cfg, None, None);
     assert_eq!(run.records(&format!("{db}-t")).len(), 10);
     assert_no_secrets(server, &(run.lines.join("\n") + &run.stderr));
+    // A missing passphrase is a config error that says so.
+    cfg["ssh_tunnel"]["private_key_password"] = Value::Null;
+    let out = discover_with(&cfg, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("set ssh_tunnel.private_key_password"), "{err}");
     // A wrong passphrase is a config error, before any connection.
     cfg["ssh_tunnel"]["private_key_password"] = json!("not-the-passphrase");
     let out = discover_with(&cfg, &[]);
@@ -273,4 +279,30 @@ fn a_dropped_ssh_session_mid_table_resumes_without_loss() {
     }
     assert_eq!(seen.len(), n, "every source row present");
     assert!(seen.values().all(|c| *c == 1), "no duplicates");
+}
+
+#[test]
+fn an_unreachable_ssh_server_is_retried_then_one_error() {
+    let server = sshd::sshd();
+    let mut cfg = tunnel_config("mysql_no_such_db", server);
+    cfg["connect_retries"] = json!(1);
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    cfg["ssh_tunnel"]["port"] = json!(port);
+    let out = discover_with(&cfg, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("retrying").count(), 1, "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains(&format!(
+            "SSH tunnel: cannot connect to {}@127.0.0.1:{port}",
+            server.user
+        )),
+        "{}",
+        errors[0]
+    );
 }
