@@ -70,6 +70,11 @@ impl Tunnel {
         timeout: Duration,
     ) -> Result<Tunnel> {
         let key = load_key(ssh)?;
+        if ssh.host_key == HostKeyCheck::Off {
+            log::warn!(
+                "ssh_tunnel.host_key_check is false: the SSH server's host key is not verified (a man in the middle would go unnoticed)"
+            );
+        }
         let io = |what: &str| {
             let what = what.to_string();
             move |e| Error::io(format!("SSH tunnel: cannot {what}"), e)

@@ -207,6 +207,11 @@ fn an_unknown_host_is_refused_unless_the_check_is_turned_off() {
     cfg["ssh_tunnel"]["host_key_check"] = json!(false);
     let out = discover_with(&cfg, &home_env);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("host key is not verified"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
