@@ -311,3 +311,40 @@ fn an_unreachable_ssh_server_is_retried_then_one_error() {
         errors[0]
     );
 }
+
+#[test]
+fn a_dropped_ssh_session_mid_binlog_resumes_at_the_last_commit() {
+    let server = sshd::start_sshd().unwrap_or_else(|e| panic!("test sshd unavailable: {e}"));
+    let _lock = cdc_lock();
+    let db = fresh_db("ssh_binlog_drop");
+    let mut c = db_conn(&db);
+    c.query_drop("CREATE TABLE t (id int primary key, v varchar(300))")
+        .unwrap();
+    let catalog = log_based(&db, &["t"], &[]);
+    let mut cfg = tunnel_config(&db, &server);
+    cfg["connect_retries"] = json!(3);
+    let state = sync(&cfg, Some(&catalog), None).last_state();
+    for batch in 0..100 {
+        c.query_drop(format!(
+            "INSERT INTO t SELECT seq + {off}, REPEAT('v', 200) FROM seq_1_to_1000",
+            off = batch * 1000
+        ))
+        .unwrap();
+    }
+    let files = TapFiles::new(&cfg, Some(&catalog), Some(&state));
+    let mut killed = 0;
+    let run = run_with_action(&files.args(), 10_000, |_| killed = server.kill_sessions());
+    assert!(killed > 0, "an SSH session was killed mid-binlog");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("re-established"), "{}", run.stderr);
+    let ids: std::collections::HashSet<i64> = run
+        .records(&format!("{db}-t"))
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        100_000,
+        "every change present after the reconnect"
+    );
+}
