@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::config::CONFIG_SCHEMA;
 
 /// Capabilities advertised to Meltano.
-pub(crate) const CAPABILITIES: [&str; 8] = [
+pub(crate) const CAPABILITIES: [&str; 9] = [
     "catalog",
     "discover",
     "state",
@@ -14,6 +14,7 @@ pub(crate) const CAPABILITIES: [&str; 8] = [
     "batch",
     "activate-version",
     "log-based",
+    "test",
 ];
 
 /// The `--about --format json` document.
@@ -294,6 +295,13 @@ mod tests {
         assert!(
             project.contains(&block),
             "meltano.yml's tap-mysql settings are stale: run scripts/update-meltano-plugin"
+        );
+        assert!(
+            project.contains(&format!(
+                "    capabilities: [{}]\n",
+                CAPABILITIES.join(", ")
+            )),
+            "meltano.yml's tap-mysql capabilities differ from --about's"
         );
     }
 
