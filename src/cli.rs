@@ -11,6 +11,17 @@ pub enum AboutFormat {
     Json,
     /// A Markdown page with a settings table.
     Markdown,
+    /// A Meltano plugin definition (the Meltano Hub's YAML shape).
+    Meltano,
+}
+
+/// What `--test` checks (the Meltano SDK's values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TestMode {
+    /// Connect, discover, and read one record of every selected stream.
+    All,
+    /// Connect, discover, and write the SCHEMA of every selected stream (no rows are read).
+    Schema,
 }
 
 /// tap-mysql: a Singer tap for MySQL and MariaDB.
@@ -41,6 +52,20 @@ pub struct Cli {
     /// Print the tap's name, version, capabilities and settings.
     #[arg(long)]
     pub about: bool,
+
+    /// Check the connection instead of syncing: connect, discover, write the SCHEMA and one
+    /// RECORD of every selected stream (--test=schema: no RECORD), no STATE; exit 0 when all
+    /// worked.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all",
+        conflicts_with_all = ["discover", "about"]
+    )]
+    pub test: Option<TestMode>,
 
     /// Only warnings and errors on stderr (overrides log_level).
     #[arg(long, short = 'q')]

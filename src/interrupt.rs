@@ -1,7 +1,9 @@
 //! SIGINT and SIGTERM stop a run cleanly: readers notice within 1024 rows (or one binlog
 //! event), every complete message already produced is written, each reader records its last
 //! written row behind them (`read::rows`), a final STATE covering exactly the written rows
-//! follows, and the process exits with 128 + the signal number.
+//! follows, and the process ends by that signal (its default action, after the clean stop), so a
+//! shell sees 128 + the signal number and a parent process sees "killed by SIGTERM", which is what
+//! `meltano config test` requires after it stops the tap at the first RECORD.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -47,4 +49,11 @@ pub fn name(sig: i32) -> &'static str {
         signal_hook::consts::SIGTERM => "SIGTERM",
         _ => "a signal",
     }
+}
+
+/// Ends the process the way the signal's default action would (so the parent sees it killed by
+/// `sig`), once the run has stopped cleanly; exits with 128 + `sig` if that is not possible.
+pub fn exit_by(sig: i32) -> ! {
+    let _ = signal_hook::low_level::emulate_default_handler(sig);
+    std::process::exit(128 + sig)
 }

@@ -11,11 +11,11 @@ fn main() {
     };
     tap_mysql::interrupt::install();
     if let Err(e) = tap_mysql::run(&cli) {
-        if matches!(e, tap_mysql::Error::Interrupted(_)) {
+        if let tap_mysql::Error::Interrupted(sig) = e {
             log::warn!("{e}");
-        } else {
-            log::error!("{e}");
+            tap_mysql::interrupt::exit_by(sig);
         }
+        log::error!("{e}");
         std::process::exit(e.exit_code());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+mod check;
 mod sync;
 mod workers;
 
@@ -24,6 +25,7 @@ pub fn run(cli: &Cli) -> Result<()> {
                 s
             }
             AboutFormat::Markdown => about::about_markdown(),
+            AboutFormat::Meltano => about::about_meltano(),
         };
         return write_stdout(text.as_bytes());
     }
@@ -47,10 +49,21 @@ pub fn run(cli: &Cli) -> Result<()> {
     let catalog = match cli.catalog_path() {
         Some(path) => Some(load_catalog(path)?),
         None => {
-            log::info!("no --catalog given: syncing every discovered table with FULL_TABLE");
+            if cli.test.is_none() {
+                log::info!("no --catalog given: syncing every discovered table with FULL_TABLE");
+            }
             None
         }
     };
+    if let Some(mode) = cli.test {
+        // Like --discover, a test accepts --state and ignores it.
+        return check::test_to(
+            &config,
+            catalog.as_ref(),
+            mode,
+            &mut std::io::stdout().lock(),
+        );
+    }
     let state = match &cli.state {
         Some(path) => State::load(path)?,
         None => State::default(),

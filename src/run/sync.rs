@@ -511,7 +511,7 @@ fn cdc_start(
 }
 
 /// The databases a catalog's selected streams live in.
-fn catalog_databases(c: &Catalog) -> Vec<String> {
+pub(super) fn catalog_databases(c: &Catalog) -> Vec<String> {
     let mut dbs: Vec<String> = c
         .streams
         .iter()

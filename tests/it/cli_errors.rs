@@ -206,7 +206,8 @@ fn about_json_lists_capabilities_and_settings() {
             "about",
             "batch",
             "activate-version",
-            "log-based"
+            "log-based",
+            "test"
         ])
     );
     assert_eq!(about["settings"]["properties"]["port"]["default"], 3306);

@@ -10,6 +10,7 @@ mod cdc_exact;
 mod cdc_gtid;
 mod cdc_pipeline;
 mod cdc_types;
+mod check;
 mod cli_errors;
 mod discover;
 mod faults;

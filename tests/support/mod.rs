@@ -750,7 +750,14 @@ pub fn run_with_action(args: &[&str], after_lines: usize, action: impl FnOnce(u3
     let status = child.wait().expect("wait");
     let stderr = stderr_thread.join().unwrap_or_default();
     // The tap was not killed: every line must be complete (parse_run fails on a partial one).
-    parse_run(text.as_bytes(), stderr, status.code())
+    parse_run(text.as_bytes(), stderr, shell_code(status))
+}
+
+/// The exit status as a shell reports it: 128 + the signal for a process ended by a signal (the
+/// tap ends by the signal that stopped it, after its clean stop).
+pub fn shell_code(status: std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s))
 }
 
 /// Kills (KILL CONNECTION) the test user's server connections matching a PROCESSLIST condition,
