@@ -135,15 +135,37 @@ pub(crate) fn about_meltano() -> String {
 /// labels, descriptions and defaults (the Hub file), else only what meltano.yml needs (name,
 /// kind, options, sensitive).
 pub(crate) fn meltano_settings(schema: &Value, indent: usize, full: bool) -> String {
-    let pad = " ".repeat(indent);
     let mut out = String::new();
+    push_meltano_settings(&mut out, schema, "", indent, full);
+    out
+}
+
+/// The settings of `schema`'s properties, named `prefix` + name. An object holding a secret
+/// (`ssh_tunnel`) becomes one setting per member (`ssh_tunnel.private_key`, as the MeltanoLabs
+/// taps name them), so that Meltano stores each secret as sensitive.
+fn push_meltano_settings(
+    out: &mut String,
+    schema: &Value,
+    prefix: &str,
+    indent: usize,
+    full: bool,
+) {
+    let pad = " ".repeat(indent);
     let Some(props) = schema["properties"].as_object() else {
-        return out;
+        return;
     };
     for (name, spec) in props {
+        let holds_secret = spec["properties"]
+            .as_object()
+            .is_some_and(|p| p.values().any(|m| m["secret"].as_bool() == Some(true)));
+        if holds_secret {
+            push_meltano_settings(out, spec, &format!("{prefix}{name}."), indent, full);
+            continue;
+        }
+        let name = format!("{prefix}{name}");
         out.push_str(&format!("{pad}- name: {name}\n"));
         if full {
-            out.push_str(&format!("{pad}  label: {}\n", yaml_str(&label(name))));
+            out.push_str(&format!("{pad}  label: {}\n", yaml_str(&label(&name))));
         }
         out.push_str(&format!("{pad}  kind: {}\n", meltano_kind(spec)));
         if full {
@@ -164,7 +186,6 @@ pub(crate) fn meltano_settings(schema: &Value, indent: usize, full: bool) -> Str
             out.push_str(&format!("{pad}  sensitive: true\n"));
         }
     }
-    out
 }
 
 /// Meltano's `kind` for a setting's JSON Schema: booleans and lists also accept strings in the
@@ -193,9 +214,9 @@ fn meltano_kind(spec: &Value) -> &'static str {
 /// `ssl_ca` -> `SSL CA`, `connect_timeout_s` -> `Connect Timeout (s)`.
 fn label(name: &str) -> String {
     let words: Vec<String> = name
-        .split('_')
+        .split(['_', '.'])
         .map(|w| match w {
-            "ssl" | "ca" | "gtid" | "id" => w.to_uppercase(),
+            "ssl" | "ssh" | "ca" | "gtid" | "id" => w.to_uppercase(),
             "sqls" => "SQLs".to_string(),
             "dbs" => "DBs".to_string(),
             "s" => "(s)".to_string(),
