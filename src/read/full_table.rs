@@ -211,7 +211,7 @@ impl<'a> FullTable<'a> {
                 self.version
             );
         }
-        out.bookmark(id, self.progress(chunks), Some(id))
+        out.bookmark_with(id, self.progress(chunks), Some(id), StateLine::Coalesce)
     }
 
     /// Reads the whole table (unchunked), resuming after `last_pk_fetched` when in progress.
@@ -392,7 +392,7 @@ impl<'a> FullTable<'a> {
         if self.activate {
             out.send(activate_version_message(id, self.version))?;
         }
-        out.bookmark(id, done, None)
+        out.bookmark_with(id, done, None, StateLine::Coalesce)
     }
 
     /// The greatest key (bounds chunk planning).

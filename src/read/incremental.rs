@@ -15,6 +15,7 @@ use crate::encode::cell;
 use crate::error::{Error, Result};
 use crate::plan::StreamPlan;
 use crate::singer::messages::{schema_message, RecordFrame};
+use crate::sink::record::StateLine;
 use crate::source::query::{qualified, quote_ident};
 use crate::state::Bookmark;
 
@@ -69,7 +70,7 @@ pub(crate) fn sync_incremental(
         Some(v) => log::info!("stream '{id}': INCREMENTAL from {rk} >= {v}"),
         None => log::info!("stream '{id}': INCREMENTAL from the beginning (no bookmark)"),
     }
-    out.bookmark(id, bookmark.clone(), Some(id))?;
+    out.bookmark_with(id, bookmark.clone(), Some(id), StateLine::Coalesce)?;
 
     let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
     let frame = RecordFrame::new(id, &names, None, emit.time_extracted);
@@ -110,6 +111,6 @@ pub(crate) fn sync_incremental(
             .connector
             .connect(&format!("stream '{id}' (reconnect)"))?;
     }
-    out.bookmark(id, bookmark, None)?;
+    out.bookmark_with(id, bookmark, None, StateLine::Coalesce)?;
     Ok(total)
 }

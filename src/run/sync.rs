@@ -58,7 +58,11 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
     }
     let connector = Connector::new(config)?;
     let time_extracted = format_rfc3339(SystemTime::now(), 6);
-    let (out, writer) = Writer::spawn(sink, state.clone());
+    let (out, writer) = Writer::spawn(
+        sink,
+        state.clone(),
+        Duration::from_secs(config.state_interval_s),
+    );
     let progress = std::sync::Arc::new(crate::read::progress::Progress::default());
     let stop_reporter = std::sync::Arc::new(AtomicBool::new(false));
     let reporter = progress.spawn_reporter(

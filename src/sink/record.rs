@@ -32,6 +32,11 @@ pub(crate) enum StateLine {
     /// Only in the run's final STATE: a reader stopped by a signal records its last written
     /// row without adding a STATE line per reader.
     Final,
+    /// A stream's start or end: written at once when no STATE line was written for the
+    /// coalescing interval (`state_interval_s`), else carried by the next STATE line (at the
+    /// latest the run's final one). Many short streams then share STATE lines instead of each
+    /// writing two, every one of which holds every stream's bookmark.
+    Coalesce,
 }
 
 enum Out {
@@ -53,14 +58,41 @@ enum Out {
     },
 }
 
-impl Out {
-    /// Whether writing this message leaves the current state as the last line.
-    fn leaves_state_last(&self) -> bool {
-        match self {
-            Out::Data(_) | Out::Batch(_) => false,
-            Out::FinalState => true,
-            Out::Chunk { line, .. } | Out::Bookmark { line, .. } => *line == StateLine::Now,
+/// When the writer writes STATE lines.
+struct StateClock {
+    /// Coalesced updates wait at most this long since the last STATE line.
+    interval: std::time::Duration,
+    /// When the last STATE line was written (None: not yet).
+    last: Option<std::time::Instant>,
+    /// The state changed since the last STATE line (coalesced, or only for the final one).
+    pending: bool,
+    /// Coalesced updates are waiting.
+    coalesced: bool,
+}
+
+impl StateClock {
+    /// Whether an update with `line` writes a STATE line now.
+    fn on_update(&mut self, line: StateLine) -> bool {
+        self.pending = true;
+        match line {
+            StateLine::Now => true,
+            StateLine::Final => false,
+            StateLine::Coalesce => {
+                self.coalesced = true;
+                self.due()
+            }
         }
+    }
+
+    /// Whether waiting coalesced updates are due.
+    fn due(&self) -> bool {
+        self.last.is_none_or(|t| t.elapsed() >= self.interval)
+    }
+
+    fn written(&mut self) {
+        self.last = Some(std::time::Instant::now());
+        self.pending = false;
+        self.coalesced = false;
     }
 }
 
@@ -177,15 +209,24 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer on `sink` with the run's initial state.
+    /// Coalesced bookmark updates ([`StateLine::Coalesce`]) wait up to `interval` for the next
+    /// STATE line.
     pub(crate) fn spawn<W: Write + Send + 'static>(
         sink: W,
         state: State,
+        interval: std::time::Duration,
     ) -> (OutputSender, Writer) {
         let (tx, rx) = bounded::<Out>(CHANNEL_DEPTH);
         let (recycle_tx, recycled) = bounded::<Vec<u8>>(CHANNEL_DEPTH);
+        let clock = StateClock {
+            interval,
+            last: None,
+            pending: false,
+            coalesced: false,
+        };
         let handle = std::thread::Builder::new()
             .name("singer-writer".into())
-            .spawn(move || write_loop(sink, state, rx, recycle_tx))
+            .spawn(move || write_loop(sink, state, clock, rx, recycle_tx))
             .unwrap_or_else(|e| {
                 // Cannot start a thread: report through the join handle of a trivial one.
                 let msg = format!("cannot start the writer thread: {e}");
@@ -205,6 +246,7 @@ impl Writer {
 fn write_loop<W: Write>(
     mut sink: W,
     mut state: State,
+    mut clock: StateClock,
     rx: Receiver<Out>,
     recycle: Sender<Vec<u8>>,
 ) -> Result<State> {
@@ -218,13 +260,15 @@ fn write_loop<W: Write>(
     // Whether the last line written is the current STATE.
     let mut state_last = false;
     for msg in rx {
-        let was_state_last = std::mem::replace(&mut state_last, msg.leaves_state_last());
         let write_state = match msg {
             Out::Data(mut buf) => {
                 sink.write_all(&buf).map_err(write_err)?;
                 buf.clear();
                 let _ = recycle.try_send(buf);
-                false
+                state_last = false;
+                // Coalesced updates cover only what was written before them: due, they go out
+                // behind these records.
+                clock.coalesced && clock.due()
             }
             Out::Batch(file) => {
                 // Out of the process before the marker goes (a kill in between leaves the
@@ -232,9 +276,10 @@ fn write_loop<W: Write>(
                 sink.write_all(file.message()).map_err(write_err)?;
                 sink.flush().map_err(write_err)?;
                 file.announced()?;
+                state_last = false;
                 false
             }
-            Out::FinalState => !was_state_last,
+            Out::FinalState => !state_last,
             Out::Chunk {
                 stream,
                 index,
@@ -243,7 +288,8 @@ fn write_loop<W: Write>(
                 line,
             } => {
                 state.update_chunk(&stream, index, last_pk, done);
-                line == StateLine::Now
+                state_last = false;
+                clock.on_update(line)
             }
             Out::Bookmark {
                 stream,
@@ -253,11 +299,14 @@ fn write_loop<W: Write>(
             } => {
                 state.set_bookmark(&stream, &bookmark);
                 state.set_currently_syncing(syncing.as_deref());
-                line == StateLine::Now
+                state_last = false;
+                clock.on_update(line)
             }
         };
         if write_state {
             sink.write_all(&state.message()).map_err(write_err)?;
+            clock.written();
+            state_last = true;
         }
     }
     sink.flush().map_err(write_err)?;
@@ -307,12 +356,104 @@ mod tests {
     }
 
     fn run(state: State, send: impl FnOnce(&OutputSender)) -> (Vec<Value>, State) {
+        run_every(state, std::time::Duration::from_secs(30), send)
+    }
+
+    /// [`run`] with STATE lines of coalesced updates at most every `interval`.
+    fn run_every(
+        state: State,
+        interval: std::time::Duration,
+        send: impl FnOnce(&OutputSender),
+    ) -> (Vec<Value>, State) {
         let sink = Shared::default();
-        let (out, writer) = Writer::spawn(sink.clone(), state);
+        let (out, writer) = Writer::spawn(sink.clone(), state, interval);
         send(&out);
         drop(out);
         let state = writer.finish().unwrap();
         (sink.lines(), state)
+    }
+
+    /// Streams that start and finish within the interval share STATE lines: the first one is
+    /// written (nothing was yet), the rest ride on the final STATE, which holds them all and
+    /// comes after every record.
+    #[test]
+    fn stream_starts_and_ends_within_the_interval_share_one_state_line() {
+        let coalesce = |out: &OutputSender, s: &str, v: u64| {
+            out.bookmark_with(
+                s,
+                bookmark(json!({ "version": v })),
+                None,
+                StateLine::Coalesce,
+            )
+            .unwrap()
+        };
+        let (lines, state) = run_every(
+            State::default(),
+            std::time::Duration::from_secs(3600),
+            |out| {
+                for (i, s) in ["a", "b", "c"].into_iter().enumerate() {
+                    coalesce(out, s, 1);
+                    out.send(record(i as u32)).unwrap();
+                    coalesce(out, s, 2);
+                }
+                out.final_state().unwrap();
+            },
+        );
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["STATE", "RECORD", "RECORD", "RECORD", "STATE"]);
+        assert_eq!(lines[0]["value"]["bookmarks"], json!({"a": {"version": 1}}));
+        assert_eq!(
+            lines[4]["value"]["bookmarks"],
+            json!({"a": {"version": 2}, "b": {"version": 2}, "c": {"version": 2}})
+        );
+        assert_eq!(state.bookmark("c").unwrap().version(), Some(2));
+
+        // With no interval every update is a STATE line of its own, after the records before it.
+        let (lines, _) = run_every(State::default(), std::time::Duration::ZERO, |out| {
+            coalesce(out, "a", 1);
+            out.send(record(1)).unwrap();
+            coalesce(out, "a", 2);
+            out.final_state().unwrap();
+        });
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["STATE", "RECORD", "STATE"]);
+        assert_eq!(lines[2]["value"]["bookmarks"], json!({"a": {"version": 2}}));
+    }
+
+    /// A coalesced update that falls due while records flow is written behind the records that
+    /// arrived after it (which it may cover), never before them.
+    #[test]
+    fn a_due_coalesced_state_goes_out_behind_the_records_after_it() {
+        let (lines, _) = run_every(
+            State::default(),
+            std::time::Duration::from_millis(50),
+            |out| {
+                out.bookmark_with(
+                    "a",
+                    bookmark(json!({"version": 1})),
+                    None,
+                    StateLine::Coalesce,
+                )
+                .unwrap();
+                out.bookmark_with(
+                    "b",
+                    bookmark(json!({"version": 1})),
+                    None,
+                    StateLine::Coalesce,
+                )
+                .unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(120));
+                out.send(record(1)).unwrap();
+                out.send(record(2)).unwrap();
+                out.final_state().unwrap();
+            },
+        );
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["STATE", "RECORD", "STATE", "RECORD", "STATE"]);
+        assert_eq!(
+            lines[2]["value"]["bookmarks"],
+            json!({"a": {"version": 1}, "b": {"version": 1}})
+        );
     }
 
     #[test]
@@ -399,7 +540,8 @@ mod tests {
 
     #[test]
     fn a_closed_stdout_stops_the_writer_with_one_clear_error() {
-        let (out, writer) = Writer::spawn(Closed, State::default());
+        let (out, writer) =
+            Writer::spawn(Closed, State::default(), std::time::Duration::from_secs(30));
         out.send(record(1)).unwrap();
         // The writer stops at the first failed write; later sends fail instead of blocking.
         let mut failed = false;
