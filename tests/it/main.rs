@@ -16,6 +16,7 @@ mod discover;
 mod faults;
 mod guest;
 mod hostile;
+mod many_streams;
 mod model_target;
 mod mysql_events;
 mod parallel;
