@@ -64,8 +64,6 @@ struct StateClock {
     interval: std::time::Duration,
     /// When the last STATE line was written (None: not yet).
     last: Option<std::time::Instant>,
-    /// The state changed since the last STATE line (coalesced, or only for the final one).
-    pending: bool,
     /// Coalesced updates are waiting.
     coalesced: bool,
 }
@@ -73,7 +71,6 @@ struct StateClock {
 impl StateClock {
     /// Whether an update with `line` writes a STATE line now.
     fn on_update(&mut self, line: StateLine) -> bool {
-        self.pending = true;
         match line {
             StateLine::Now => true,
             StateLine::Final => false,
@@ -91,7 +88,6 @@ impl StateClock {
 
     fn written(&mut self) {
         self.last = Some(std::time::Instant::now());
-        self.pending = false;
         self.coalesced = false;
     }
 }
@@ -221,7 +217,6 @@ impl Writer {
         let clock = StateClock {
             interval,
             last: None,
-            pending: false,
             coalesced: false,
         };
         let handle = std::thread::Builder::new()

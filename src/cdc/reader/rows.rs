@@ -197,42 +197,30 @@ impl Session<'_, '_> {
                 data,
                 pos,
             };
-            let records = match kind {
-                RowsKind::Delete => write(
-                    s,
-                    &row,
-                    &rb.before,
-                    Some(&when),
-                    &mut self.buf,
-                    &mut rb.scratch,
-                )?,
+            // A delete's before image; an insert's after image; an update's after image, after
+            // its before image as a delete when the update changed the key (the row under the
+            // old key is gone).
+            let (old, new) = match kind {
+                RowsKind::Delete => (Some(&rb.before), None),
+                RowsKind::Insert => (None, Some(&rb.after)),
                 RowsKind::Update => {
-                    let mut n = 0;
-                    // A new key: the row under the old key is gone.
-                    if key_changed(
+                    let changed = key_changed(
                         s,
                         &row,
                         &rb.before,
                         &rb.after,
                         &mut rb.scratch,
                         &mut rb.scratch2,
-                    )? {
-                        n += write(
-                            s,
-                            &row,
-                            &rb.before,
-                            Some(&when),
-                            &mut self.buf,
-                            &mut rb.scratch,
-                        )?;
-                    }
-                    n + write(s, &row, &rb.after, None, &mut self.buf, &mut rb.scratch)?
-                }
-                RowsKind::Insert => {
-                    write(s, &row, &rb.after, None, &mut self.buf, &mut rb.scratch)?
+                    )?;
+                    (changed.then_some(&rb.before), Some(&rb.after))
                 }
             };
-            self.rows_total += records;
+            for (image, deleted_at) in [(old, Some(when.as_str())), (new, None)] {
+                if let Some(image) = image {
+                    write(s, &row, image, deleted_at, &mut self.buf, &mut rb.scratch)?;
+                    self.rows_total += 1;
+                }
+            }
             if self.buf.len() >= BUFFER_BYTES {
                 self.out
                     .send(std::mem::replace(&mut self.buf, self.out.buffer()))?;
@@ -332,7 +320,7 @@ fn cell_bytes<'d>(c: &Cell, data: &'d [u8]) -> (Option<&'d [u8]>, bool, bool) {
     }
 }
 
-/// Appends one RECORD of `image` (a delete when `deleted_at` is set); returns 1.
+/// Appends one RECORD of `image` (a delete when `deleted_at` is set).
 fn write(
     s: &mut CdcStream,
     row: &RowRef<'_>,
@@ -340,7 +328,7 @@ fn write(
     deleted_at: Option<&str>,
     buf: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
-) -> Result<u64> {
+) -> Result<()> {
     buf.extend_from_slice(s.frame.prefix());
     for ci in 0..s.decodings.len() {
         buf.extend_from_slice(s.frame.key(ci));
@@ -355,7 +343,7 @@ fn write(
     }
     buf.extend_from_slice(s.frame.suffix());
     s.plan.check_text(&s.warnings)?;
-    Ok(1)
+    Ok(())
 }
 
 fn value_error(s: &CdcStream, ci: usize, pos: &Position, e: String) -> Error {
