@@ -67,6 +67,8 @@ pub(crate) struct FullTable<'a> {
     resnapshot: bool,
     /// LOG_BASED: where the binlog read continues once the load is done.
     binlog_start: Option<BinlogStart>,
+    /// The run's full table pass (`crate::state::pass`).
+    pass_start: u64,
 }
 
 impl<'a> FullTable<'a> {
@@ -85,16 +87,18 @@ impl<'a> FullTable<'a> {
         self
     }
 
-    /// Decides the version and bounds from the bookmark (reading the greatest key when needed).
+    /// Decides the version (at least `pass_start`, the run's full table pass) and bounds from
+    /// the bookmark (reading the greatest key when needed).
     pub(crate) fn prepare(
         conn: &mut Conn,
         plan: &'a StreamPlan,
         bookmark: Bookmark,
+        pass_start: u64,
     ) -> Result<Self> {
         let load = bookmark.full_table();
         let in_progress = load.in_progress();
         let first_ever = !load.initial_load_complete();
-        let version = load.load_version(now_millis());
+        let version = load.load_version(now_millis(), pass_start);
         let resnapshot = bookmark.binlog().resnapshot_reason().is_some();
         let key_cols: Vec<String> = plan
             .resume_key
@@ -122,6 +126,7 @@ impl<'a> FullTable<'a> {
             activate: true,
             resnapshot,
             binlog_start: None,
+            pass_start,
         })
     }
 
@@ -392,7 +397,7 @@ impl<'a> FullTable<'a> {
         if self.activate {
             out.send(activate_version_message(id, self.version))?;
         }
-        out.bookmark_with(id, done, None, StateLine::Coalesce)
+        out.load_complete(id, done, self.pass_start)
     }
 
     /// The greatest key (bounds chunk planning).

@@ -66,9 +66,13 @@ pub(crate) fn sync_incremental(
         sql.push_str(&format!(" ORDER BY {qrk}"));
         Ok(sql)
     };
+    let level = emit.progress.stream_level();
     match bookmark.incremental().replication_key_value() {
-        Some(v) => log::info!("stream '{id}': INCREMENTAL from {rk} >= {v}"),
-        None => log::info!("stream '{id}': INCREMENTAL from the beginning (no bookmark)"),
+        Some(v) => log::log!(level, "stream '{id}': INCREMENTAL from {rk} >= {v}"),
+        None => log::log!(
+            level,
+            "stream '{id}': INCREMENTAL from the beginning (no bookmark)"
+        ),
     }
     out.bookmark_with(id, bookmark.clone(), Some(id), StateLine::Coalesce)?;
 

@@ -2,6 +2,10 @@
 //! readers), periodic progress (rows, rows/s, share of the estimate, ETA) at a readable cadence,
 //! and at each stream's end a summary plus the Singer METRIC lines other taps print
 //! (`record_count`, `job_duration`).
+//!
+//! A run of more than [`MANY_STREAMS`] streams logs its per-stream start and end lines at
+//! `debug` and instead a periodic summary at `info` (streams done of all, rows, rows/s); the
+//! METRIC lines stay per stream.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,13 +24,45 @@ pub(crate) struct StreamProgress {
     done: AtomicBool,
 }
 
+/// Above this many streams in a run, per-stream lines go to `debug` and a summary is logged.
+pub(crate) const MANY_STREAMS: usize = 200;
+
 /// Every stream's counters, and the reporter thread.
 #[derive(Default)]
 pub(crate) struct Progress {
     streams: Mutex<BTreeMap<String, Arc<StreamProgress>>>,
+    /// Streams the run reads (0: not told).
+    expected: AtomicU64,
+    /// Streams finished.
+    finished: AtomicU64,
+    /// Rows of finished streams.
+    finished_rows: AtomicU64,
+    /// When the run started reading.
+    began: Mutex<Option<Instant>>,
 }
 
 impl Progress {
+    /// The run reads `streams` streams from now.
+    pub(crate) fn expect(&self, streams: usize) {
+        self.expected.store(streams as u64, Ordering::Relaxed);
+        if let Ok(mut b) = self.began.lock() {
+            b.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// The level of per-stream start and end lines: `debug` in runs of many streams.
+    pub(crate) fn stream_level(&self) -> log::Level {
+        if self.many() {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        }
+    }
+
+    fn many(&self) -> bool {
+        self.expected.load(Ordering::Relaxed) > MANY_STREAMS as u64
+    }
+
     /// Registers a stream about to be read.
     pub(crate) fn start(&self, stream: &str, estimate: Option<u64>) -> Arc<StreamProgress> {
         let p = Arc::new(StreamProgress {
@@ -80,6 +116,8 @@ impl Progress {
             return;
         };
         p.done.store(true, Ordering::Relaxed);
+        self.finished.fetch_add(1, Ordering::Relaxed);
+        self.finished_rows.fetch_add(rows, Ordering::Relaxed);
         let secs = p.started.elapsed().as_secs_f64();
         let bytes = p.bytes.load(Ordering::Relaxed);
         let size = if bytes > 0 {
@@ -87,7 +125,8 @@ impl Progress {
         } else {
             String::new()
         };
-        log::info!(
+        log::log!(
+            self.stream_level(),
             "stream '{stream}': done, {rows} rows in {secs:.2} s ({:.0} rows/s{size})",
             rows as f64 / secs.max(1e-9)
         );
@@ -102,8 +141,11 @@ impl Progress {
         );
     }
 
-    /// One line per stream still running.
+    /// A line for the run (when it has many streams), and one per stream still running.
     fn report(&self) {
+        if self.many() {
+            self.summary();
+        }
         let Ok(m) = self.streams.lock() else { return };
         for (stream, p) in m.iter().filter(|(_, p)| !p.done.load(Ordering::Relaxed)) {
             let rows = p.rows.load(Ordering::Relaxed);
@@ -123,6 +165,30 @@ impl Progress {
             };
             log::info!("stream '{stream}': {rows} rows{share}, {rate:.0} rows/s");
         }
+    }
+
+    /// The run's reading is over: its summary, when it has many streams.
+    pub(crate) fn end(&self) {
+        if self.many() {
+            self.summary();
+        }
+    }
+
+    /// Streams done of all, with their rows and rate.
+    fn summary(&self) {
+        let secs = self
+            .began
+            .lock()
+            .ok()
+            .and_then(|b| *b)
+            .map_or(0.0, |b| b.elapsed().as_secs_f64());
+        let rows = self.finished_rows.load(Ordering::Relaxed);
+        log::info!(
+            "progress: {} of {} streams done, {rows} rows ({:.0} rows/s) in {secs:.0} s",
+            self.finished.load(Ordering::Relaxed),
+            self.expected.load(Ordering::Relaxed),
+            rows as f64 / secs.max(1e-9)
+        );
     }
 
     /// Reports every `every` until `stop` is set; returns the thread handle.

@@ -26,15 +26,14 @@ use crate::cdc::reader::CdcStream;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::{Method, StreamPlan};
-use crate::read::full_table::FullTable;
 use crate::read::rows::Cadence;
 use crate::singer::time::{format_rfc3339, now_millis};
 use crate::sink::record::{OutputSender, Writer};
 use crate::source::connect::Connector;
 use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
-use crate::state::{next_version, BinlogStart, Bookmark, State};
+use crate::state::{next_version, BinlogStart, Bookmark, FullTablePass, State};
 
-use super::workers::{plan_chunks, queue_jobs, run_workers, ChunkPlan, RunCtx, StreamRun};
+use super::workers::{plan_chunks, queue_jobs, run_workers, ChunkPlan, Load, RunCtx, StreamRun};
 
 /// Runs a sync of `catalog` (every table when None) from `state`, writing to stdout.
 pub(super) fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
@@ -58,6 +57,7 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
     }
     let connector = Connector::new(config)?;
     let time_extracted = format_rfc3339(SystemTime::now(), 6);
+    let full_table_pass = FullTablePass::begin(&state, now_millis());
     let (out, writer) = Writer::spawn(
         sink,
         state.clone(),
@@ -76,6 +76,7 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
         out: &out,
         progress: &progress,
         time_extracted: &time_extracted,
+        full_table_pass,
     };
     let mut result = pass.run(&state, None);
     if let Ok(heal) = &result {
@@ -93,6 +94,9 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
             result = pass.run(&healing, Some(&ids));
         }
     }
+    if result.is_ok() {
+        let _ = out.full_table_pass_done();
+    }
     if matches!(result, Ok(_) | Err(Error::Interrupted(_))) {
         // The run ends with the state its messages add up to (also when nothing moved).
         let _ = out.final_state();
@@ -102,6 +106,7 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
     if let Some(r) = reporter {
         let _ = r.join();
     }
+    progress.end();
     let written = writer.finish();
     // A writer failure (e.g. a closed pipe) is the cause of any worker error that follows it.
     match (written, result) {
@@ -119,6 +124,7 @@ struct Pass<'p> {
     out: &'p OutputSender,
     progress: &'p std::sync::Arc<crate::read::progress::Progress>,
     time_extracted: &'p str,
+    full_table_pass: FullTablePass,
 }
 
 /// Streams to re-snapshot, with the bookmark that asks for it.
@@ -145,6 +151,8 @@ impl Pass<'_> {
         let mut plans = planned.plans;
         if let Some(only) = only {
             plans.retain(|p| only.contains(&p.stream_id));
+        } else {
+            self.skip_finished(state, &mut plans)?;
         }
         for id in planned.missing_log_based {
             if only.is_none_or(|o| o.contains(&id)) {
@@ -203,6 +211,35 @@ impl Pass<'_> {
             chunk_plans,
             max_workers,
         )
+    }
+
+    /// Resuming an interrupted run: its FULL_TABLE streams whose completion is in the state are
+    /// not read again (see `crate::state::pass`).
+    fn skip_finished(&self, state: &State, plans: &mut Vec<StreamPlan>) -> Result<()> {
+        if !self.full_table_pass.resumed {
+            return Ok(());
+        }
+        let mut finished = std::collections::HashSet::new();
+        for p in plans.iter().filter(|p| p.method == Method::FullTable) {
+            if self
+                .full_table_pass
+                .finished(&state.bookmark(&p.stream_id)?)
+            {
+                finished.insert(p.stream_id.clone());
+            }
+        }
+        if finished.is_empty() {
+            return Ok(());
+        }
+        plans.retain(|p| p.method != Method::FullTable || !finished.contains(&p.stream_id));
+        log::info!(
+            "resuming an interrupted run: {} FULL_TABLE stream(s) it finished are not read again (the next run reads them)",
+            finished.len()
+        );
+        for id in &finished {
+            log::debug!("stream '{id}': finished by the interrupted run, skipped");
+        }
+        Ok(())
     }
 
     /// A selected LOG_BASED stream whose table no longer exists. Without a bookmark that is a
@@ -324,15 +361,14 @@ impl Pass<'_> {
         let workers = max_workers.min(jobs_total);
         let (coords, mut conns) = self.connections(server, &loads, workers)?;
 
-        // Prepare every stream inside the snapshot (the greatest key is read there).
+        // Chunked loads are prepared now, inside the snapshot (their chunks are queued with
+        // the stream's bounds); the others by the worker that reads them.
         let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
-        for p in plans {
+        for (p, chunks) in plans.iter().zip(&chunk_plans) {
             let bookmark = bookmark_of(p);
-            let full = if full_load(p, &bookmark) {
-                let ft = FullTable::prepare(&mut conns[0], p, bookmark.clone())?
-                    .batch_mode(config.batch.is_some());
-                Some(if p.method == Method::LogBased {
-                    ft.with_binlog_start(cdc_start(
+            let load = if full_load(p, &bookmark) {
+                let binlog_start = match p.method {
+                    Method::LogBased => Some(cdc_start(
                         p,
                         &bookmark,
                         coords.as_ref(),
@@ -341,20 +377,28 @@ impl Pass<'_> {
                             .find(|t| t.database == p.database && t.name == p.table)
                             .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
                             .unwrap_or_default(),
-                    )?)
-                } else {
-                    ft
-                })
+                    )?),
+                    _ => None,
+                };
+                Some(Load { binlog_start })
             } else {
                 None
             };
-            runs.push(StreamRun {
+            let mut run = StreamRun {
                 plan: p,
                 bookmark,
-                full,
+                load,
+                full: None,
                 chunks_left: AtomicUsize::new(0),
                 rows: AtomicUsize::new(0),
-            });
+            };
+            if chunks.is_some() {
+                let conn = conns
+                    .first_mut()
+                    .ok_or_else(|| Error::runtime("a chunked load without a worker connection"))?;
+                run.full = run.prepare(conn, config.batch.is_some(), self.full_table_pass.start)?;
+            }
+            runs.push(run);
         }
 
         let ctx = RunCtx {
@@ -371,7 +415,13 @@ impl Pass<'_> {
             connector: self.connector,
             reconnects: config.connect_retries,
             progress: self.progress,
+            pass_start: self.full_table_pass.start,
         };
+        self.progress.expect(
+            runs.iter()
+                .filter(|r| r.load.is_some() || r.plan.method == Method::Incremental)
+                .count(),
+        );
         let jobs = queue_jobs(&ctx, chunk_plans, config.chunk_rows, conns.len() > 1)?;
         if !conns.is_empty() {
             run_workers(&ctx, jobs, &mut conns);
@@ -381,7 +431,7 @@ impl Pass<'_> {
         }
         let mut cdc: Vec<CdcStream> = runs
             .iter()
-            .filter(|r| r.plan.method == Method::LogBased && r.full.is_none())
+            .filter(|r| r.plan.method == Method::LogBased && r.load.is_none())
             .map(|r| {
                 let table = tables
                     .iter()

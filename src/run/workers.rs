@@ -33,9 +33,41 @@ pub(super) enum Job {
 pub(super) struct StreamRun<'a> {
     pub(super) plan: &'a StreamPlan,
     pub(super) bookmark: Bookmark,
+    /// The stream is (still) in a full table load this run.
+    pub(super) load: Option<Load>,
+    /// A chunked load, prepared before its chunks are queued. An unchunked load is prepared by
+    /// the worker that reads it, on its own snapshot connection, just before the read: the
+    /// greatest key is read once, right before the rows (the table is opened once, and the
+    /// queries of many small tables spread over the workers).
     pub(super) full: Option<FullTable<'a>>,
     pub(super) chunks_left: AtomicUsize,
     pub(super) rows: AtomicUsize,
+}
+
+/// A full table load to run.
+pub(super) struct Load {
+    /// LOG_BASED: where the binlog read continues once the load is done.
+    pub(super) binlog_start: Option<crate::state::BinlogStart>,
+}
+
+impl<'a> StreamRun<'a> {
+    /// Prepares the stream's full table load on `conn` (reads its greatest key there).
+    pub(super) fn prepare(
+        &self,
+        conn: &mut Conn,
+        batch: bool,
+        pass_start: u64,
+    ) -> Result<Option<FullTable<'a>>> {
+        let Some(load) = &self.load else {
+            return Ok(None);
+        };
+        let ft = FullTable::prepare(conn, self.plan, self.bookmark.clone(), pass_start)?
+            .batch_mode(batch);
+        Ok(Some(match &load.binlog_start {
+            Some(start) => ft.with_binlog_start(start.clone()),
+            None => ft,
+        }))
+    }
 }
 
 /// Chunks of the FULL_TABLE loads, planned before the snapshot on the planning connection:
@@ -57,7 +89,7 @@ pub(super) fn plan_chunks(
             if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
                 // The greatest key bounds the chunks; the load reads it again inside the
                 // snapshot (boundaries only need to be roughly right).
-                let ft = FullTable::prepare(conn, p, bookmark)?;
+                let ft = FullTable::prepare(conn, p, bookmark, 0)?;
                 if let Some(max) = ft.max_key() {
                     chunks = crate::read::chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(
                         |list| {
@@ -111,7 +143,7 @@ pub(super) fn queue_jobs(
                     jobs.push((chunk_rows, Job::Chunk(i, Box::new(w))));
                 }
             }
-            (_, None) if run.plan.method == Method::LogBased => {} // binlog phase
+            (_, None) if run.load.is_none() && run.plan.method == Method::LogBased => {} // binlog phase
             _ => jobs.push((run.plan.row_estimate.unwrap_or(0), Job::Stream(i))),
         }
     }
@@ -157,6 +189,9 @@ pub(super) struct RunCtx<'r, 'a> {
     pub(super) connector: &'r Connector,
     pub(super) reconnects: u32,
     pub(super) progress: &'r crate::read::progress::Progress,
+    /// The full table pass this run belongs to (see `crate::state::pass`): every load's
+    /// version is at least this.
+    pub(super) pass_start: u64,
 }
 
 impl RunCtx<'_, '_> {
@@ -215,16 +250,18 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
         Job::Stream(i) => {
             let run = &ctx.runs[*i];
             let plan = run.plan;
-            log::info!(
+            log::log!(
+                ctx.progress.stream_level(),
                 "stream '{}': starting {} sync of {} columns (about {} rows){}",
                 plan.stream_id,
                 plan.method,
                 plan.columns.len(),
                 plan.row_estimate.map_or("?".to_string(), |n| n.to_string()),
-                resume_point(plan, &run.bookmark, run.full.is_some())
+                resume_point(plan, &run.bookmark, run.load.is_some())
             );
             ctx.progress.start(&plan.stream_id, plan.row_estimate);
-            let rows = match (&run.full, plan.method) {
+            let full = run.prepare(conn, ctx.batch.is_some(), ctx.pass_start)?;
+            let rows = match (&full, plan.method) {
                 (Some(ft), _) => {
                     ft.start(ctx.out, None)?;
                     let rows = ft.read_all(conn, ctx.emit())?;

@@ -55,7 +55,11 @@ enum Out {
         bookmark: Box<Bookmark>,
         syncing: Option<String>,
         line: StateLine,
+        /// A completed full table load of the run's pass (`crate::state::pass`) starting then.
+        pass: Option<u64>,
     },
+    /// The run completed its full table pass.
+    PassDone,
 }
 
 /// When the writer writes STATE lines.
@@ -146,6 +150,21 @@ impl OutputSender {
                 bookmark: Box::new(bookmark),
                 syncing: syncing.map(str::to_string),
                 line,
+                pass: None,
+            })
+            .map_err(|_| closed())
+    }
+
+    /// A completed full table load: its bookmark, and the run's full table pass (starting at
+    /// `pass`) in the state from now on, so a resumed run knows the stream is done.
+    pub(crate) fn load_complete(&self, stream: &str, bookmark: Bookmark, pass: u64) -> Result<()> {
+        self.tx
+            .send(Out::Bookmark {
+                stream: stream.to_string(),
+                bookmark: Box::new(bookmark),
+                syncing: None,
+                line: StateLine::Coalesce,
+                pass: Some(pass),
             })
             .map_err(|_| closed())
     }
@@ -191,6 +210,11 @@ impl OutputSender {
     /// or one where no bookmark moved.
     pub(crate) fn final_state(&self) -> Result<()> {
         self.tx.send(Out::FinalState).map_err(|_| closed())
+    }
+
+    /// The run completed: its full table pass leaves the state (before the final STATE).
+    pub(crate) fn full_table_pass_done(&self) -> Result<()> {
+        self.tx.send(Out::PassDone).map_err(|_| closed())
     }
 }
 
@@ -286,12 +310,21 @@ fn write_loop<W: Write>(
                 state_last = false;
                 clock.on_update(line)
             }
+            Out::PassDone => {
+                state_last &= state.full_table_pass().is_none();
+                state.set_full_table_pass(None);
+                false
+            }
             Out::Bookmark {
                 stream,
                 bookmark,
                 syncing,
                 line,
+                pass,
             } => {
+                if pass.is_some() {
+                    state.set_full_table_pass(pass);
+                }
                 state.set_bookmark(&stream, &bookmark);
                 state.set_currently_syncing(syncing.as_deref());
                 state_last = false;

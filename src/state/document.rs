@@ -121,6 +121,33 @@ impl State {
         );
     }
 
+    /// A top-level key's value.
+    pub(super) fn top_level(&self, key: &str) -> Option<&Value> {
+        self.doc.get(key)
+    }
+
+    /// Sets (or, with None, removes) a top-level key.
+    pub(super) fn set_top_level(&mut self, key: &str, value: Option<Value>) {
+        match value {
+            Some(v) => {
+                self.doc.insert(key.to_string(), v);
+            }
+            None => {
+                self.doc.remove(key);
+            }
+        }
+    }
+
+    /// The greatest table `version` in any bookmark.
+    pub(crate) fn max_version(&self) -> Option<u64> {
+        self.doc
+            .get("bookmarks")
+            .and_then(Value::as_object)?
+            .values()
+            .filter_map(|b| b.get("version").and_then(Value::as_u64))
+            .max()
+    }
+
     /// The document.
     #[cfg(test)]
     pub(crate) fn as_value(&self) -> Value {

@@ -89,10 +89,11 @@ impl FullTableBookmark {
     /// The version of a load starting now: an interrupted load keeps its own (its final
     /// ACTIVATE_VERSION then never deletes rows written before the interruption), else a
     /// new one, greater than the last.
-    pub(crate) fn load_version(&self, now: u64) -> u64 {
+    /// A new load's version is also at least `pass_start` (the run's full table pass).
+    pub(crate) fn load_version(&self, now: u64, pass_start: u64) -> u64 {
         match self.version {
             Some(v) if self.in_progress() => v,
-            old => next_version(old, now),
+            old => next_version(old, now).max(pass_start),
         }
     }
 

@@ -260,17 +260,23 @@ fn versions_always_grow() {
 #[test]
 fn a_load_resumes_with_its_version_else_takes_a_new_one() {
     let fresh = bm(json!({}));
-    assert_eq!(fresh.full_table().load_version(1000), 1000);
+    assert_eq!(fresh.full_table().load_version(1000, 0), 1000);
     assert!(!fresh.full_table().initial_load_complete());
     let done = bm(json!({"version": 2000, "initial_full_table_complete": true}));
-    assert_eq!(done.full_table().load_version(1000), 2001);
+    assert_eq!(done.full_table().load_version(1000, 0), 2001);
     assert!(done.full_table().initial_load_complete());
     assert!(!done.full_table().in_progress());
     let resumed = bm(json!({"version": 2000, "max_pk_values": {"id": 3}}));
     assert!(resumed.full_table().in_progress());
-    assert_eq!(resumed.full_table().load_version(9000), 2000);
+    assert_eq!(resumed.full_table().load_version(9000, 0), 2000);
     let resumed = bm(json!({"version": 2000, "last_pk_fetched": {"id": 3}}));
-    assert_eq!(resumed.full_table().load_version(9000), 2000);
+    assert_eq!(resumed.full_table().load_version(9000, 0), 2000);
+    assert_eq!(
+        resumed.full_table().load_version(9000, 10_000),
+        2000,
+        "a load under way keeps its version whatever the pass"
+    );
+    assert_eq!(done.full_table().load_version(1000, 7000), 7000);
     // Chunks alone are a load under way for the LOG_BASED decision, not a resumable one.
     let chunks = bm(json!({"version": 2000, "chunks": []}));
     assert!(chunks.full_table().started() && !chunks.full_table().in_progress());
@@ -518,4 +524,58 @@ fn table_dropped_between_runs() {
 #[test]
 fn dropped_false_is_not_dropped() {
     assert!(!bm(json!({"dropped": false})).binlog().is_dropped());
+}
+
+#[test]
+fn a_pass_starts_after_every_version_and_an_unfinished_one_is_resumed() {
+    use super::FullTablePass;
+    let state = State::from_value(json!({"bookmarks": {
+        "a": {"version": 5000, "initial_full_table_complete": true},
+        "b": {"replication_key_value": 3}
+    }}))
+    .unwrap();
+    let fresh = FullTablePass::begin(&state, 1000);
+    assert_eq!(
+        fresh,
+        FullTablePass {
+            start: 5001,
+            resumed: false
+        }
+    );
+    assert_eq!(FullTablePass::begin(&state, 9000).start, 9000);
+    assert!(
+        !fresh.finished(&state.bookmark("a").unwrap()),
+        "a new pass skips nothing"
+    );
+
+    let mut interrupted = state.clone();
+    interrupted.set_full_table_pass(Some(4000));
+    assert_eq!(interrupted.as_value()["full_table_pass"], json!(4000));
+    let pass = FullTablePass::begin(&interrupted, 9000);
+    assert_eq!(
+        pass,
+        FullTablePass {
+            start: 4000,
+            resumed: true
+        }
+    );
+    assert!(pass.finished(&bm(
+        json!({"version": 4000, "initial_full_table_complete": true})
+    )));
+    assert!(
+        !pass.finished(&bm(
+            json!({"version": 3999, "initial_full_table_complete": true})
+        )),
+        "completed before the pass"
+    );
+    assert!(
+        !pass.finished(&bm(json!({"version": 4500, "initial_full_table_complete": true, "last_pk_fetched": {"id": 1}}))),
+        "a later load under way"
+    );
+    assert!(
+        !pass.finished(&bm(json!({"version": 4500}))),
+        "never completed"
+    );
+    interrupted.set_full_table_pass(None);
+    assert_eq!(interrupted, state, "a completed pass leaves no key");
 }
