@@ -33,7 +33,9 @@ use crate::source::connect::Connector;
 use crate::source::snapshot::{self, BinlogCoords, SnapshotOptions};
 use crate::state::{next_version, BinlogStart, Bookmark, FullTablePass, State};
 
-use super::workers::{plan_chunks, queue_jobs, run_workers, ChunkPlan, Load, RunCtx, StreamRun};
+use super::workers::{
+    plan_chunks, queue_jobs, run_workers, ChunkPlan, Chunking, Load, RunCtx, StreamRun,
+};
 
 /// Runs a sync of `catalog` (every table when None) from `state`, writing to stdout.
 pub(super) fn sync(config: &Config, catalog: Option<&Catalog>, state: State) -> Result<()> {
@@ -201,16 +203,9 @@ impl Pass<'_> {
         let max_workers = config
             .max_parallel_streams
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let chunk_plans = plan_chunks(&mut conn, config, &plans, &bookmarks, max_workers)?;
+        let chunking = Chunking::decide(config, &plans, &bookmarks, max_workers);
         drop(conn);
-        self.read(
-            &server,
-            &tables,
-            &plans,
-            &bookmarks,
-            chunk_plans,
-            max_workers,
-        )
+        self.read(&server, &tables, &plans, &bookmarks, chunking, max_workers)
     }
 
     /// Resuming an interrupted run: its FULL_TABLE streams whose completion is in the state are
@@ -331,7 +326,7 @@ impl Pass<'_> {
         tables: &[crate::catalog::discover::TableInfo],
         plans: &[StreamPlan],
         bookmarks: &HashMap<String, Bookmark>,
-        chunk_plans: Vec<ChunkPlan>,
+        chunking: Vec<Chunking>,
         max_workers: usize,
     ) -> Result<Resnapshots> {
         let config = self.config;
@@ -351,20 +346,18 @@ impl Pass<'_> {
         let jobs_total: usize = plans
             .iter()
             .zip(&is_load)
-            .zip(&chunk_plans)
+            .zip(&chunking)
             .filter(|((p, load), _)| **load || p.method == Method::Incremental)
-            .map(|(_, c)| {
-                c.as_ref()
-                    .map_or(1, |c| c.iter().filter(|(_, done)| !done).count().max(1))
-            })
-            .sum();
+            .map(|((p, _), c)| c.jobs(p, config.chunk_rows))
+            .fold(0, usize::saturating_add);
         let workers = max_workers.min(jobs_total);
         let (coords, mut conns) = self.connections(server, &loads, workers)?;
 
-        // Chunked loads are prepared now, inside the snapshot (their chunks are queued with
-        // the stream's bounds); the others by the worker that reads them.
+        // Chunked loads are prepared (and new ones chunked) now, inside the snapshot, on the
+        // first connection; the others by the worker that reads them.
         let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
-        for (p, chunks) in plans.iter().zip(&chunk_plans) {
+        let mut chunk_plans: Vec<ChunkPlan> = Vec::with_capacity(plans.len());
+        for (p, chunks) in plans.iter().zip(chunking) {
             let bookmark = bookmark_of(p);
             let load = if full_load(p, &bookmark) {
                 let binlog_start = match p.method {
@@ -392,12 +385,23 @@ impl Pass<'_> {
                 chunks_left: AtomicUsize::new(0),
                 rows: AtomicUsize::new(0),
             };
-            if chunks.is_some() {
-                let conn = conns
-                    .first_mut()
-                    .ok_or_else(|| Error::runtime("a chunked load without a worker connection"))?;
-                run.full = run.prepare(conn, config.batch.is_some(), self.full_table_pass.start)?;
-            }
+            chunk_plans.push(match chunks {
+                Chunking::Whole => None,
+                chunks => {
+                    let conn = conns.first_mut().ok_or_else(|| {
+                        Error::runtime("a chunked load without a worker connection")
+                    })?;
+                    run.full =
+                        run.prepare(conn, config.batch.is_some(), self.full_table_pass.start)?;
+                    match chunks {
+                        Chunking::Recorded(recorded) => Some(recorded),
+                        _ => {
+                            let max = run.full.as_ref().and_then(|ft| ft.max_key());
+                            plan_chunks(conn, p, max, config.chunk_rows)?
+                        }
+                    }
+                }
+            });
             runs.push(run);
         }
 

@@ -70,48 +70,84 @@ impl<'a> StreamRun<'a> {
     }
 }
 
-/// Chunks of the FULL_TABLE loads, planned before the snapshot on the planning connection:
-/// boundaries only affect balance, never correctness, so they need not come from the snapshot.
-pub(super) fn plan_chunks(
-    conn: &mut Conn,
-    config: &Config,
-    plans: &[StreamPlan],
-    bookmarks: &HashMap<String, Bookmark>,
-    max_workers: usize,
-) -> Result<Vec<ChunkPlan>> {
-    let mut chunk_plans = Vec::with_capacity(plans.len());
-    for p in plans {
-        let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
-        let mut chunks = None;
-        if full_load(p, &bookmark) && !p.resume_key.is_empty() {
-            chunks = FullTable::recorded_chunks(&bookmark);
-            let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
-            if chunks.is_none() && max_workers > 1 && config.chunk_rows > 0 && big {
-                // The greatest key bounds the chunks; the load reads it again inside the
-                // snapshot (boundaries only need to be roughly right).
-                let ft = FullTable::prepare(conn, p, bookmark, 0)?;
-                if let Some(max) = ft.max_key() {
-                    chunks = crate::read::chunk::plan_chunks(conn, p, max, config.chunk_rows)?.map(
-                        |list| {
-                            list.into_iter()
-                                .enumerate()
-                                .map(|(index, bounds)| {
-                                    let work = ChunkWork {
-                                        index,
-                                        bounds,
-                                        after: None,
-                                    };
-                                    (work, false)
-                                })
-                                .collect()
-                        },
-                    );
+/// How a stream's load is split into jobs.
+pub(super) enum Chunking {
+    /// One job (not a load, no usable key, or too small to chunk).
+    Whole,
+    /// The chunks an interrupted run recorded, with whether each is done.
+    Recorded(Vec<(ChunkWork, bool)>),
+    /// A big table, chunked inside the snapshot once its greatest key is read there.
+    ToPlan,
+}
+
+impl Chunking {
+    /// How each stream's load is split, decided from the bookmarks and the row estimates (no
+    /// query).
+    pub(super) fn decide(
+        config: &Config,
+        plans: &[StreamPlan],
+        bookmarks: &HashMap<String, Bookmark>,
+        max_workers: usize,
+    ) -> Vec<Chunking> {
+        plans
+            .iter()
+            .map(|p| {
+                let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
+                if !full_load(p, &bookmark) || p.resume_key.is_empty() {
+                    return Chunking::Whole;
                 }
+                if let Some(chunks) = FullTable::recorded_chunks(&bookmark) {
+                    return Chunking::Recorded(chunks);
+                }
+                let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
+                if max_workers > 1 && config.chunk_rows > 0 && big {
+                    Chunking::ToPlan
+                } else {
+                    Chunking::Whole
+                }
+            })
+            .collect()
+    }
+
+    /// Jobs it makes (for a table still to chunk: its estimate over `chunk_rows`).
+    pub(super) fn jobs(&self, plan: &StreamPlan, chunk_rows: u64) -> usize {
+        match self {
+            Chunking::Whole => 1,
+            Chunking::Recorded(c) => c.iter().filter(|(_, done)| !done).count().max(1),
+            Chunking::ToPlan => {
+                let rows = plan.row_estimate.unwrap_or(0);
+                usize::try_from(rows.div_ceil(chunk_rows.max(1))).map_or(usize::MAX, |n| n.max(1))
             }
         }
-        chunk_plans.push(chunks);
     }
-    Ok(chunk_plans)
+}
+
+/// Chunks of a big table below its greatest key `max` (read inside the snapshot), or None when
+/// it is read whole. Boundaries come from index seeks and `EXPLAIN` estimates.
+pub(super) fn plan_chunks(
+    conn: &mut Conn,
+    plan: &StreamPlan,
+    max: Option<&crate::state::KeyValues>,
+    chunk_rows: u64,
+) -> Result<ChunkPlan> {
+    let Some(max) = max else {
+        return Ok(None);
+    };
+    Ok(
+        crate::read::chunk::plan_chunks(conn, plan, max, chunk_rows)?.map(|list| {
+            list.into_iter()
+                .enumerate()
+                .map(|(index, bounds)| {
+                    let work = ChunkWork {
+                        index,
+                        bounds,
+                        after: None,
+                    };
+                    (work, false)
+                })
+                .collect()
+        }),
+    )
 }
 
 /// The job queue, biggest first when several workers share it (one worker keeps catalog
@@ -260,8 +296,15 @@ fn run_job(ctx: &RunCtx<'_, '_>, job: &Job, conn: &mut Conn) -> Result<()> {
                 resume_point(plan, &run.bookmark, run.load.is_some())
             );
             ctx.progress.start(&plan.stream_id, plan.row_estimate);
-            let full = run.prepare(conn, ctx.batch.is_some(), ctx.pass_start)?;
-            let rows = match (&full, plan.method) {
+            let prepared;
+            let full = match &run.full {
+                Some(ft) => Some(ft),
+                None => {
+                    prepared = run.prepare(conn, ctx.batch.is_some(), ctx.pass_start)?;
+                    prepared.as_ref()
+                }
+            };
+            let rows = match (full, plan.method) {
                 (Some(ft), _) => {
                     ft.start(ctx.out, None)?;
                     let rows = ft.read_all(conn, ctx.emit())?;

@@ -202,3 +202,68 @@ fn a_long_query_on_a_selected_table_blocks_neither_the_run_nor_other_writes() {
         assert!(!run.stderr.contains("FLUSH TABLES"), "{}", run.stderr);
     }
 }
+
+/// Every table's greatest key is read once per load, chunked tables included, on a connection
+/// of the snapshot (the one that reads the table, for an unchunked one), and MariaDB sessions do
+/// not read engine-independent statistics.
+#[test]
+fn each_table_s_greatest_key_is_read_once_inside_the_snapshot() {
+    let _g = cdc_lock();
+    let db = fresh_db("guest_maxkey");
+    let mut c = db_conn(&db);
+    c.query_drop(
+        "CREATE TABLE big (id int PRIMARY KEY, v varchar(20));
+         INSERT INTO big SELECT seq, CONCAT('v', seq) FROM seq_1_to_30000;
+         ANALYZE TABLE big;",
+    )
+    .unwrap();
+    for t in 0..5 {
+        c.query_drop(format!(
+            "CREATE TABLE s{t} (id int PRIMARY KEY); INSERT INTO s{t} VALUES (1), (2)"
+        ))
+        .unwrap();
+    }
+    all_privileges("guest_mk");
+    let mut cfg = as_user(config_for(&db), "guest_mk");
+    cfg["chunk_rows"] = json!(10_000);
+    let general = GeneralLog::on();
+    let run = sync(&cfg, None, None);
+    drop(general);
+    assert!(run.stderr.contains("in 3 chunks"), "{}", run.stderr);
+    assert_eq!(run.raw_records().len(), 30_000 + 5 * 2);
+    let logged = GeneralLog::statements("guest_mk");
+    assert!(
+        logged
+            .iter()
+            .any(|s| s == "SET SESSION use_stat_tables = 'NEVER'"),
+        "{logged:?}"
+    );
+    // Threads that started a consistent-snapshot transaction.
+    let by_thread: Vec<(u64, String)> = root_conn()
+        .exec_map(
+            "SELECT thread_id, CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE user_host LIKE 'guest_mk[guest_mk]%' AND command_type = 'Query' ORDER BY event_time",
+            (),
+            |(t, a): (u64, String)| (t, a),
+        )
+        .unwrap();
+    let snapshot_threads: Vec<u64> = by_thread
+        .iter()
+        .filter(|(_, a)| a.contains("WITH CONSISTENT SNAPSHOT"))
+        .map(|(t, _)| *t)
+        .collect();
+    for (t, a) in by_thread.iter().filter(|(_, a)| a.contains("DESC LIMIT 1")) {
+        assert!(
+            snapshot_threads.contains(t),
+            "read outside the snapshot: {a}"
+        );
+    }
+    for table in ["big", "s0", "s1", "s2", "s3", "s4"] {
+        let max_reads = logged
+            .iter()
+            .filter(|s| {
+                s.contains(&format!("FROM `{db}`.`{table}` ORDER BY")) && s.contains("DESC LIMIT 1")
+            })
+            .count();
+        assert_eq!(max_reads, 1, "greatest-key reads of {table}: {logged:?}");
+    }
+}
