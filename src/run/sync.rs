@@ -332,6 +332,15 @@ impl Pass<'_> {
         let config = self.config;
         let out = self.out;
         let bookmark_of = |p: &StreamPlan| bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
+        let by_name: HashMap<(&str, &str), &crate::catalog::discover::TableInfo> = tables
+            .iter()
+            .map(|t| ((t.database.as_str(), t.name.as_str()), t))
+            .collect();
+        let table_of = |p: &StreamPlan| {
+            by_name
+                .get(&(p.database.as_str(), p.table.as_str()))
+                .copied()
+        };
         // Jobs for workers: every FULL_TABLE read (or its unfinished chunks) and INCREMENTAL
         // stream; LOG_BASED streams past their load only read the binlog.
         let is_load: Vec<bool> = plans
@@ -365,9 +374,7 @@ impl Pass<'_> {
                         p,
                         &bookmark,
                         coords.as_ref(),
-                        tables
-                            .iter()
-                            .find(|t| t.database == p.database && t.name == p.table)
+                        table_of(p)
                             .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
                             .unwrap_or_default(),
                     )?),
@@ -437,9 +444,7 @@ impl Pass<'_> {
             .iter()
             .filter(|r| r.plan.method == Method::LogBased && r.load.is_none())
             .map(|r| {
-                let table = tables
-                    .iter()
-                    .find(|t| t.database == r.plan.database && t.name == r.plan.table);
+                let table = table_of(r.plan);
                 CdcStream::new(
                     r.plan.clone(),
                     table,
