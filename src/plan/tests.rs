@@ -3,8 +3,9 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::catalog::discover::{build_catalog, ColumnInfo};
+use crate::catalog::discover::ColumnInfo;
 use crate::catalog::types::IntWidth;
+use crate::catalog::write::build_stream;
 
 fn col(name: &str, column_type: &str, kind: ColumnKind) -> ColumnInfo {
     ColumnInfo {
@@ -245,7 +246,7 @@ fn stream_selection_follows_metadata_then_legacy_keys_then_default() {
     let selected = |f: &dyn Fn(&mut Value)| {
         let mut s = base();
         f(&mut s);
-        stream_selected(&stream(s))
+        stream(s).selected
     };
     assert!(!selected(&|_| {}), "nothing says: not selected");
     assert!(selected(&|s| set_md(s, "selected", json!(true))));
@@ -818,16 +819,18 @@ fn invalid_text_stops_the_stream() {
 #[test]
 fn a_discovered_catalog_plans_back_to_its_tables() {
     let opts = TypeOptions::default();
-    let text = serde_json::to_string(&build_catalog(&tables(), &opts)).unwrap();
-    let mut cat: Catalog = serde_json::from_str(&text).unwrap();
+    let streams: Vec<_> = tables().iter().map(|t| build_stream(t, &opts)).collect();
+    let mut discovered = json!({ "streams": streams });
+    let cat: Catalog = serde_json::from_value(discovered.clone()).unwrap();
+    assert_eq!((cat.listed, cat.streams.len()), (2, 0));
     let none = plan(Some(&cat), &tables(), &opts).unwrap();
     assert!(none.plans.is_empty(), "discovery selects nothing");
 
-    let md = cat.streams[0].metadata[0].metadata.clone();
+    let md = &mut discovered["streams"][0]["metadata"][0]["metadata"];
     assert_eq!(md["table-key-properties"], json!(["id"]));
-    cat.streams[0].metadata[0]
-        .metadata
-        .insert("selected".into(), json!(true));
+    md["selected"] = json!(true);
+    let cat: Catalog = serde_json::from_value(discovered).unwrap();
+    assert_eq!(cat.streams[0].key_properties, Some(vec!["id".to_string()]));
     let plans = plan(Some(&cat), &tables(), &opts).unwrap();
     let [p] = &plans.plans[..] else {
         panic!("one plan expected")
