@@ -86,7 +86,8 @@ pub(crate) struct StreamPlan {
     pub method: Method,
     /// Index (into `columns`) of the replication key, for INCREMENTAL.
     pub replication_key: Option<usize>,
-    /// JSON Schema of the SCHEMA message.
+    /// JSON Schema of the SCHEMA message, as JSON text in a `Value::String` (one string per
+    /// stream instead of a tree of values; `singer::messages::schema_message` writes it as is).
     pub schema: Value,
     /// Optimizer row estimate, for progress.
     pub row_estimate: Option<u64>,
@@ -393,7 +394,8 @@ fn build(
                     json!({"type": ["null", "string"], "format": "date-time"}),
                 );
             }
-            json!({"type": "object", "properties": properties})
+            let properties = Value::Object(properties);
+            Value::String(format!(r#"{{"type":"object","properties":{properties}}}"#))
         },
         row_estimate: t.row_count,
         columns,
