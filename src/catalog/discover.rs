@@ -122,6 +122,12 @@ impl PendingTable {
     fn id(&self) -> (&str, &str) {
         (&self.table.database, &self.table.name)
     }
+
+    /// The table with all its columns, holding no spare capacity (a sync keeps every table).
+    fn finish(mut self) -> TableInfo {
+        self.table.columns.shrink_to_fit();
+        self.table
+    }
 }
 
 /// The `WHERE` condition on a schema column: the asked databases, or every non-system one.
@@ -255,10 +261,10 @@ fn read_columns(
             }
             // Every table before this one is complete.
             if let Some(done) = current.take() {
-                each(done.table)?;
+                each(done.finish())?;
             }
             while let Some(p) = pending.next_if(|p| p.id() < key) {
-                each(p.table)?;
+                each(p.finish())?;
             }
             current = pending.next_if(|p| p.id() == key);
             last = (db, table);
@@ -270,7 +276,7 @@ fn read_columns(
         t.table.columns.push(c);
     }
     for p in current.into_iter().chain(pending) {
-        each(p.table)?;
+        each(p.finish())?;
     }
     Ok(())
 }

@@ -140,9 +140,17 @@ impl Pass<'_> {
             Some(c) => catalog_databases(c),
             None => config.discovery_databases(),
         };
-        let tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
+        let mut tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
         let planned = crate::plan::plan(self.catalog, &tables, &config.types)?;
         let mut plans = planned.plans;
+        // Past planning, only LOG_BASED streams read their table's columns.
+        let log_based: std::collections::HashSet<(&str, &str)> = plans
+            .iter()
+            .filter(|p| p.method == Method::LogBased)
+            .map(|p| (p.database.as_str(), p.table.as_str()))
+            .collect();
+        tables.retain(|t| log_based.contains(&(t.database.as_str(), t.name.as_str())));
+        drop(log_based);
         if let Some(only) = only {
             plans.retain(|p| only.contains(&p.stream_id));
         }
