@@ -3,8 +3,9 @@
 //! Selection follows the Singer SDK rules: a field with `inclusion: unsupported` never,
 //! `automatic` always, else its `selected`, else `selected-by-default`, else the stream's
 //! selection. A stream is selected by its `selected`, else the legacy `"selected"` on the
-//! stream or its schema, else `selected-by-default` (read with the catalog, `catalog::read`). Column types always come from the live
-//! table (so values and SCHEMA agree), never from the catalog's JSON Schema.
+//! stream or its schema, else `selected-by-default` (decided as the catalog is read,
+//! `catalog::read`). Column types always come from the live table (so values and SCHEMA agree),
+//! never from the catalog's JSON Schema.
 
 use std::collections::HashMap;
 
@@ -371,6 +372,7 @@ fn build(
             select_expr,
         });
     }
+    columns.shrink_to_fit(); // every stream's plan lives for the whole run
     let index_of = |name: &str| columns.iter().position(|c| c.name == name);
     // Resume only by the table's own unique key, and only when SQL order matches text order.
     let resume_key: Vec<usize> = t.key.iter().filter_map(|k| index_of(k)).collect();
@@ -395,7 +397,9 @@ fn build(
                 );
             }
             let properties = Value::Object(properties);
-            Value::String(format!(r#"{{"type":"object","properties":{properties}}}"#))
+            let mut text = format!(r#"{{"type":"object","properties":{properties}}}"#);
+            text.shrink_to_fit();
+            Value::String(text)
         },
         row_estimate: t.row_count,
         columns,
