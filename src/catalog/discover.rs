@@ -7,15 +7,16 @@
 //! - System schemas are excluded unless named explicitly in `filter_dbs`.
 //! - Key properties: the primary key; else the unique key over NOT NULL, non-prefix columns
 //!   with the fewest columns (ties broken by index name); else none.
-//! - Output order is stable: streams by (database, table), columns by ordinal position.
+//! - Output order is stable: streams by (database, table) in byte order, columns by ordinal
+//!   position.
+//! - Bounded memory: the tables are listed (with their keys) first, then their columns are read
+//!   as one ordered stream and each table is handed on as soon as its last column arrived.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use mysql::prelude::{FromValue, Queryable};
 use mysql::{Conn, Row};
-use serde_json::{json, Map, Value};
 
-use super::model::{Catalog, CatalogStream, MetadataEntry};
 use super::types::{ColumnKind, RawColumnType};
 use crate::config::{Flavor, TypeOptions};
 use crate::error::{Error, MysqlContext, Result};
@@ -74,9 +75,6 @@ pub(crate) fn stream_id(database: &str, table: &str) -> String {
     format!("{database}-{table}")
 }
 
-/// Discovered tables by (database, table).
-type Tables = BTreeMap<(String, String), TableInfo>;
-
 /// Reads every table and column of `databases` (all non-system ones when empty).
 pub(crate) fn discover_tables(
     conn: &mut Conn,
@@ -84,16 +82,52 @@ pub(crate) fn discover_tables(
     databases: &[String],
     opts: &TypeOptions,
 ) -> Result<Vec<TableInfo>> {
+    let mut tables = Vec::new();
+    for_each_table(conn, flavor, databases, opts, |t| {
+        tables.push(t);
+        Ok(())
+    })?;
+    Ok(tables)
+}
+
+/// Hands every table and view of `databases` (all non-system ones when empty), with its
+/// columns, to `each`, in (database, table) order, one at a time: the columns are read as a
+/// stream, so only one table's columns are in memory at once. Returns the number of tables.
+pub(crate) fn for_each_table(
+    conn: &mut Conn,
+    flavor: Flavor,
+    databases: &[String],
+    opts: &TypeOptions,
+    each: impl FnMut(TableInfo) -> Result<()>,
+) -> Result<usize> {
     let mut tables = read_tables(conn, databases)?;
     report_found(databases, &tables);
-    let json_columns = if flavor == Flavor::Mariadb {
-        mariadb_json_columns(conn, databases)?
-    } else {
-        HashSet::new()
-    };
-    read_columns(conn, databases, &mut tables, &json_columns, opts)?;
+    if flavor == Flavor::Mariadb {
+        mariadb_json_columns(conn, databases, &mut tables)?;
+    }
     read_keys(conn, databases, &mut tables)?;
-    Ok(tables.into_values().collect())
+    let count = tables.len();
+    read_columns(conn, databases, tables, opts, each)?;
+    Ok(count)
+}
+
+/// A table before its columns are read.
+struct PendingTable {
+    table: TableInfo,
+    /// MariaDB JSON columns (longtext with a `json_valid` check).
+    json_columns: Vec<String>,
+}
+
+impl PendingTable {
+    fn id(&self) -> (&str, &str) {
+        (&self.table.database, &self.table.name)
+    }
+
+    /// The table with all its columns, holding no spare capacity (a sync keeps every table).
+    fn finish(mut self) -> TableInfo {
+        self.table.columns.shrink_to_fit();
+        self.table
+    }
 }
 
 /// The `WHERE` condition on a schema column: the asked databases, or every non-system one.
@@ -109,24 +143,32 @@ fn schema_filter(databases: &[String], col: &str) -> String {
     format!("{col} {op} ({})", names.join(", "))
 }
 
-/// Tables and views, without their columns.
-fn read_tables(conn: &mut Conn, databases: &[String]) -> Result<Tables> {
-    let mut tables: BTreeMap<(String, String), TableInfo> = BTreeMap::new();
+/// `ORDER BY` (database, table) in byte order, the order of Rust strings (information_schema's
+/// own collation compares case-insensitively).
+const BY_TABLE: &str = "CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY)";
+
+/// The position of (database, table) in the sorted list.
+fn find(tables: &[PendingTable], db: &str, table: &str) -> Option<usize> {
+    tables.binary_search_by(|p| p.id().cmp(&(db, table))).ok()
+}
+
+/// Tables and views, without their columns, sorted by (database, table).
+fn read_tables(conn: &mut Conn, databases: &[String]) -> Result<Vec<PendingTable>> {
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES \
          WHERE {} AND TABLE_TYPE IN ('BASE TABLE', 'VIEW', 'SYSTEM VERSIONED')",
         schema_filter(databases, "TABLE_SCHEMA")
     );
-    for row in query(conn, &sql, "tables")? {
-        let mut row = row;
+    let mut tables = Vec::new();
+    for row in rows(conn, &sql, "tables")? {
+        let mut row = row.context("discovery: cannot read tables from information_schema")?;
         let database: String = take(&mut row, 0, "TABLES.TABLE_SCHEMA")?;
         let name: String = take(&mut row, 1, "TABLES.TABLE_NAME")?;
         let table_type: String = take(&mut row, 2, "TABLES.TABLE_TYPE")?;
         let rows: Option<u64> = take(&mut row, 3, "TABLES.TABLE_ROWS")?;
         let is_view = table_type == "VIEW";
-        tables.insert(
-            (database.clone(), name.clone()),
-            TableInfo {
+        tables.push(PendingTable {
+            table: TableInfo {
                 database,
                 name,
                 is_view,
@@ -139,17 +181,20 @@ fn read_tables(conn: &mut Conn, databases: &[String]) -> Result<Tables> {
                 key: vec![],
                 key_index: None,
             },
-        );
+            json_columns: vec![],
+        });
     }
+    tables.sort_by(|a, b| a.id().cmp(&b.id()));
+    tables.dedup_by(|a, b| a.id() == b.id());
     Ok(tables)
 }
 
 /// Logs what was found; a database asked for that has no tables is a warning.
-fn report_found(databases: &[String], tables: &Tables) {
+fn report_found(databases: &[String], tables: &[PendingTable]) {
     if databases.is_empty() {
         log::info!("discovery: {} tables and views found", tables.len());
     } else {
-        let found: HashSet<&str> = tables.keys().map(|(d, _)| d.as_str()).collect();
+        let found: HashSet<&str> = tables.iter().map(|p| p.id().0).collect();
         for db in databases {
             if !found.contains(db.as_str()) {
                 log::warn!("discovery: database '{db}' has no tables or does not exist");
@@ -162,101 +207,152 @@ fn report_found(databases: &[String], tables: &Tables) {
 fn mariadb_json_columns(
     conn: &mut Conn,
     databases: &[String],
-) -> Result<HashSet<(String, String, String)>> {
-    let mut json_columns: HashSet<(String, String, String)> = HashSet::new();
+    tables: &mut [PendingTable],
+) -> Result<()> {
     let sql = format!(
         "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
          WHERE {} AND CHECK_CLAUSE LIKE 'json_valid(%'",
         schema_filter(databases, "CONSTRAINT_SCHEMA")
     );
-    for row in query(conn, &sql, "check constraints")? {
-        let mut row = row;
+    for row in rows(conn, &sql, "check constraints")? {
+        let mut row =
+            row.context("discovery: cannot read check constraints from information_schema")?;
         let db: String = take(&mut row, 0, "CHECK_CONSTRAINTS.CONSTRAINT_SCHEMA")?;
         let table: String = take(&mut row, 1, "CHECK_CONSTRAINTS.TABLE_NAME")?;
         let clause: String = take(&mut row, 2, "CHECK_CONSTRAINTS.CHECK_CLAUSE")?;
-        if let Some(col) = json_valid_column(&clause) {
-            json_columns.insert((db, table, col));
+        if let (Some(col), Some(i)) = (json_valid_column(&clause), find(tables, &db, &table)) {
+            tables[i].json_columns.push(col);
         }
     }
-    Ok(json_columns)
+    Ok(())
 }
 
-/// Columns in table order, with their kinds.
+/// Reads the columns in (database, table, position) order as a stream, completing one table
+/// at a time and handing it to `each`. Tables without columns are handed over too; columns of
+/// tables not listed (created since, or sequences) are skipped.
 fn read_columns(
     conn: &mut Conn,
     databases: &[String],
-    tables: &mut Tables,
-    json_columns: &HashSet<(String, String, String)>,
+    tables: Vec<PendingTable>,
     opts: &TypeOptions,
+    mut each: impl FnMut(TableInfo) -> Result<()>,
 ) -> Result<()> {
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, \
          CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, \
          CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE {} \
-         ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
-        schema_filter(databases, "TABLE_SCHEMA")
+         ORDER BY {BY_TABLE}, ORDINAL_POSITION",
+        schema_filter(databases, "TABLE_SCHEMA"),
     );
-    for row in query(conn, &sql, "columns")? {
-        let mut row = row;
+    let mut pending = tables.into_iter().peekable();
+    let mut current: Option<PendingTable> = None;
+    let mut last = (String::new(), String::new());
+    for row in rows(conn, &sql, "columns")? {
+        let mut row = row.context("discovery: cannot read columns from information_schema")?;
         let db: String = take(&mut row, 0, "COLUMNS.TABLE_SCHEMA")?;
         let table: String = take(&mut row, 1, "COLUMNS.TABLE_NAME")?;
-        let name: String = take(&mut row, 2, "COLUMNS.COLUMN_NAME")?;
-        let data_type: String = take(&mut row, 3, "COLUMNS.DATA_TYPE")?;
-        let column_type: String = take(&mut row, 4, "COLUMNS.COLUMN_TYPE")?;
-        let nullable: String = take(&mut row, 5, "COLUMNS.IS_NULLABLE")?;
-        let max_chars: Option<u64> = take(&mut row, 6, "COLUMNS.CHARACTER_MAXIMUM_LENGTH")?;
-        let precision: Option<u64> = take(&mut row, 7, "COLUMNS.NUMERIC_PRECISION")?;
-        let scale: Option<u64> = take(&mut row, 8, "COLUMNS.NUMERIC_SCALE")?;
-        let fsp: Option<u64> = take(&mut row, 9, "COLUMNS.DATETIME_PRECISION")?;
-        let charset: Option<String> = take(&mut row, 10, "COLUMNS.CHARACTER_SET_NAME")?;
-        let Some(t) = tables.get_mut(&(db.clone(), table.clone())) else {
-            continue; // a table created or dropped between the two queries, or a sequence
+        let key = (db.as_str(), table.as_str());
+        if key != (last.0.as_str(), last.1.as_str()) {
+            if key < (last.0.as_str(), last.1.as_str()) {
+                return Err(Error::runtime(format!(
+                    "discovery: information_schema.COLUMNS came back out of order ('{db}'.'{table}' after '{}'.'{}')",
+                    last.0, last.1
+                )));
+            }
+            // Every table before this one is complete.
+            if let Some(done) = current.take() {
+                each(done.finish())?;
+            }
+            while let Some(p) = pending.next_if(|p| p.id() < key) {
+                each(p.finish())?;
+            }
+            current = pending.next_if(|p| p.id() == key);
+            last = (db, table);
+        }
+        let Some(t) = current.as_mut() else {
+            continue; // a table created or dropped between the queries, or a sequence
         };
-        let is_json = json_columns.contains(&(db, table, name.clone()));
-        let raw = RawColumnType {
-            data_type: &data_type,
-            column_type: &column_type,
-            max_chars,
-            precision,
-            scale,
-            fsp,
-            is_mariadb_json: is_json,
-        };
-        let kind = ColumnKind::from_information_schema(&raw, opts);
-        t.columns.push(ColumnInfo {
-            name,
-            column_type,
-            nullable: nullable == "YES",
-            charset,
-            kind,
-        });
+        let c = column(&mut row, &t.json_columns, opts)?;
+        t.table.columns.push(c);
+    }
+    for p in current.into_iter().chain(pending) {
+        each(p.finish())?;
     }
     Ok(())
 }
 
-/// Keys: the primary key, else the narrowest unique index without NULLs or prefixes.
-fn read_keys(conn: &mut Conn, databases: &[String], tables: &mut Tables) -> Result<()> {
+/// One row of information_schema.COLUMNS (past its table) as a column.
+fn column(row: &mut Row, json_columns: &[String], opts: &TypeOptions) -> Result<ColumnInfo> {
+    let name: String = take(row, 2, "COLUMNS.COLUMN_NAME")?;
+    let data_type: String = take(row, 3, "COLUMNS.DATA_TYPE")?;
+    let column_type: String = take(row, 4, "COLUMNS.COLUMN_TYPE")?;
+    let nullable: String = take(row, 5, "COLUMNS.IS_NULLABLE")?;
+    let max_chars: Option<u64> = take(row, 6, "COLUMNS.CHARACTER_MAXIMUM_LENGTH")?;
+    let precision: Option<u64> = take(row, 7, "COLUMNS.NUMERIC_PRECISION")?;
+    let scale: Option<u64> = take(row, 8, "COLUMNS.NUMERIC_SCALE")?;
+    let fsp: Option<u64> = take(row, 9, "COLUMNS.DATETIME_PRECISION")?;
+    let charset: Option<String> = take(row, 10, "COLUMNS.CHARACTER_SET_NAME")?;
+    let raw = RawColumnType {
+        data_type: &data_type,
+        column_type: &column_type,
+        max_chars,
+        precision,
+        scale,
+        fsp,
+        is_mariadb_json: json_columns.contains(&name),
+    };
+    let kind = ColumnKind::from_information_schema(&raw, opts);
+    Ok(ColumnInfo {
+        name,
+        column_type,
+        nullable: nullable == "YES",
+        charset,
+        kind,
+    })
+}
+
+/// The table whose unique indexes are being read: its place in the list, if listed.
+struct KeyedTable {
+    at: Option<usize>,
+    id: (String, String),
+    indexes: UniqueIndexes,
+}
+
+/// Keys: the primary key, else the narrowest unique index without NULLs or prefixes. Read in
+/// table order, one table's indexes at a time.
+fn read_keys(conn: &mut Conn, databases: &[String], tables: &mut [PendingTable]) -> Result<()> {
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NULLABLE, SUB_PART \
          FROM information_schema.STATISTICS WHERE {} AND NON_UNIQUE = 0 \
-         ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
-        schema_filter(databases, "TABLE_SCHEMA")
+         ORDER BY {BY_TABLE}, INDEX_NAME, SEQ_IN_INDEX",
+        schema_filter(databases, "TABLE_SCHEMA"),
     );
-    // (db, table) -> index name -> (columns, usable as a key)
-    let mut indexes: HashMap<(String, String), UniqueIndexes> = HashMap::new();
-    for row in query(conn, &sql, "indexes")? {
-        let mut row = row;
+    let mut current: Option<KeyedTable> = None;
+    for row in rows(conn, &sql, "indexes")? {
+        let mut row = row.context("discovery: cannot read indexes from information_schema")?;
         let db: String = take(&mut row, 0, "STATISTICS.TABLE_SCHEMA")?;
         let table: String = take(&mut row, 1, "STATISTICS.TABLE_NAME")?;
         let index: String = take(&mut row, 2, "STATISTICS.INDEX_NAME")?;
         let column: Option<String> = take(&mut row, 3, "STATISTICS.COLUMN_NAME")?;
         let nullable: Option<String> = take(&mut row, 4, "STATISTICS.NULLABLE")?;
         let sub_part: Option<u64> = take(&mut row, 5, "STATISTICS.SUB_PART")?;
-        let entry = indexes
-            .entry((db, table))
-            .or_default()
-            .entry(index)
-            .or_insert_with(|| (vec![], true));
+        let same = current
+            .as_ref()
+            .is_some_and(|k| k.id.0 == db && k.id.1 == table);
+        if !same {
+            if let Some(done) = current.take() {
+                set_key(tables, done);
+            }
+            current = Some(KeyedTable {
+                at: find(tables, &db, &table),
+                id: (db, table),
+                indexes: UniqueIndexes::new(),
+            });
+        }
+        let Some(k) = current.as_mut() else {
+            continue;
+        };
+        let entry = k.indexes.entry(index).or_insert_with(|| (vec![], true));
         let usable =
             column.is_some() && sub_part.is_none() && nullable.as_deref().unwrap_or("") != "YES";
         entry.1 &= usable;
@@ -264,95 +360,29 @@ fn read_keys(conn: &mut Conn, databases: &[String], tables: &mut Tables) -> Resu
             entry.0.push(c);
         }
     }
-    for (k, idx) in indexes {
-        let Some(t) = tables.get_mut(&k) else {
-            continue;
-        };
-        let chosen = if let Some((cols, _)) = idx.get("PRIMARY") {
-            Some(("PRIMARY".to_string(), cols.clone()))
-        } else {
-            idx.into_iter()
-                .filter(|(_, (_, usable))| *usable)
-                .min_by(|(an, (ac, _)), (bn, (bc, _))| ac.len().cmp(&bc.len()).then(an.cmp(bn)))
-                .map(|(name, (cols, _))| (name, cols))
-        };
-        if let Some((name, cols)) = chosen {
-            t.key = cols;
-            t.key_index = Some(name);
-        }
+    if let Some(done) = current {
+        set_key(tables, done);
     }
     Ok(())
 }
 
-/// Builds the Singer catalog from discovered tables.
-pub(crate) fn build_catalog(tables: &[TableInfo], opts: &TypeOptions) -> Catalog {
-    let streams = tables.iter().map(|t| build_stream(t, opts)).collect();
-    Catalog { streams }
-}
-
-fn build_stream(t: &TableInfo, opts: &TypeOptions) -> CatalogStream {
-    let id = t.stream_id();
-    let mut properties = Map::new();
-    let mut field_metadata = Vec::new();
-    for c in &t.columns {
-        let mut schema = c.kind.json_schema(c.nullable, opts);
-        let unsupported = c.kind == ColumnKind::Unsupported;
-        if unsupported {
-            if let Value::Object(m) = &mut schema {
-                m.insert(
-                    "description".into(),
-                    json!(format!("unsupported column type {}", c.column_type)),
-                );
-            }
-        }
-        properties.insert(c.name.clone(), schema);
-        let inclusion = if unsupported {
-            "unsupported"
-        } else if t.key.contains(&c.name) {
-            "automatic"
-        } else {
-            "available"
-        };
-        let mut m = Map::new();
-        m.insert("inclusion".into(), json!(inclusion));
-        m.insert("selected-by-default".into(), json!(!unsupported));
-        m.insert("sql-datatype".into(), json!(c.column_type));
-        field_metadata.push(MetadataEntry {
-            breadcrumb: vec!["properties".into(), c.name.clone()],
-            metadata: m,
-        });
-    }
-    let replication_keys: Vec<&str> = t
-        .columns
-        .iter()
-        .filter(|c| c.kind.is_replication_key_candidate())
-        .map(|c| c.name.as_str())
-        .collect();
-    let mut sm = Map::new();
-    sm.insert("table-key-properties".into(), json!(t.key));
-    if t.is_view && replication_keys.is_empty() {
-        // A view has no binlog events and nothing to bookmark on: only FULL_TABLE works.
-        sm.insert("forced-replication-method".into(), json!("FULL_TABLE"));
-    }
-    sm.insert("valid-replication-keys".into(), json!(replication_keys));
-    sm.insert("database-name".into(), json!(t.database));
-    sm.insert("is-view".into(), json!(t.is_view));
-    if let Some(n) = t.row_count {
-        sm.insert("row-count".into(), json!(n));
-    }
-    sm.insert("selected-by-default".into(), json!(false));
-    let mut metadata = vec![MetadataEntry {
-        breadcrumb: vec![],
-        metadata: sm,
-    }];
-    metadata.extend(field_metadata);
-    CatalogStream {
-        tap_stream_id: id.clone(),
-        table_name: Some(t.name.clone()),
-        stream: id,
-        schema: json!({"type": "object", "properties": properties}),
-        metadata,
-        extra: Map::new(),
+/// Chooses a table's key among its unique indexes.
+fn set_key(tables: &mut [PendingTable], mut k: KeyedTable) {
+    let Some(t) = k.at.and_then(|i| tables.get_mut(i)) else {
+        return;
+    };
+    let chosen = if let Some((cols, _)) = k.indexes.remove("PRIMARY") {
+        Some(("PRIMARY".to_string(), cols))
+    } else {
+        k.indexes
+            .into_iter()
+            .filter(|(_, (_, usable))| *usable)
+            .min_by(|(an, (ac, _)), (bn, (bc, _))| ac.len().cmp(&bc.len()).then(an.cmp(bn)))
+            .map(|(name, (cols, _))| (name, cols))
+    };
+    if let Some((name, cols)) = chosen {
+        t.table.key = cols;
+        t.table.key_index = Some(name);
     }
 }
 
@@ -371,8 +401,13 @@ fn json_valid_column(clause: &str) -> Option<String> {
     Some(name.replace('\u{0}', "`"))
 }
 
-fn query(conn: &mut Conn, sql: &str, what: &str) -> Result<Vec<Row>> {
-    conn.query(sql).context(format!(
+/// The rows of a query, read as they arrive.
+fn rows<'c>(
+    conn: &'c mut Conn,
+    sql: &str,
+    what: &str,
+) -> Result<mysql::QueryResult<'c, 'c, 'c, mysql::Text>> {
+    conn.query_iter(sql).context(format!(
         "discovery: cannot read {what} from information_schema"
     ))
 }

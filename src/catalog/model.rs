@@ -1,150 +1,108 @@
-//! The Singer catalog as it appears on the wire: discovery writes it, sync reads it back.
+//! The Singer catalog as a sync reads it: only what planning and the run use, typed and compact.
 //!
-//! Unknown keys are kept (Meltano adds legacy `selected`, `replication_method`, ... to streams).
+//! The catalog file is never held as JSON: `catalog::read` converts each stream as it is parsed
+//! and keeps only the selected ones. A selected stream keeps its ids, the stream-level metadata
+//! the planner reads (metadata first, then Meltano's legacy top-level keys), the names of its
+//! schema's properties with their field selection, and, for LOG_BASED streams only, its schema
+//! as text (re-sent when the table is gone).
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
-/// A Singer catalog.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The selected streams of a Singer catalog, in catalog order.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Catalog {
-    /// Streams in output order.
+    /// The selected streams.
     pub streams: Vec<CatalogStream>,
+    /// How many streams the catalog lists, selected or not.
+    pub listed: usize,
 }
 
-/// One stream (table or view).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One stream (table or view) of a catalog.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct CatalogStream {
     /// `<database>-<table>`.
     pub tap_stream_id: String,
     /// The table's own name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_name: Option<String>,
-    /// Same as `tap_stream_id`.
-    #[serde(default)]
-    pub stream: String,
-    /// JSON Schema of a record.
-    pub schema: Value,
-    /// Singer metadata entries.
-    #[serde(default)]
-    pub metadata: Vec<MetadataEntry>,
-    /// Anything else (legacy keys Meltano writes); kept as is.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    /// The stream is selected: metadata `selected`, else the legacy stream or schema
+    /// `selected`, else metadata `selected-by-default` (booleans only).
+    pub selected: bool,
+    /// `replication-method` from the metadata, else the legacy `replication_method`.
+    pub replication_method: Option<String>,
+    /// `replication-key` from the metadata, else the legacy `replication_key`.
+    pub replication_key: Option<String>,
+    /// Metadata `database-name`.
+    pub database_name: Option<String>,
+    /// Metadata `table-key-properties`, when it is an array (its strings).
+    pub key_properties: Option<Vec<String>>,
+    /// The schema's properties in order, then columns that only have field metadata.
+    pub columns: Vec<CatalogColumn>,
+    /// The schema as JSON text, kept for selected LOG_BASED streams only.
+    pub schema_text: Option<Box<str>>,
 }
 
-/// One metadata entry: a breadcrumb and its key/values.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct MetadataEntry {
-    /// `[]` for the stream, `["properties", "<column>"]` for a field.
-    pub breadcrumb: Vec<String>,
-    /// The metadata.
-    pub metadata: Map<String, Value>,
+/// A column the catalog names, in the schema's properties or in field metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CatalogColumn {
+    /// Column name.
+    pub name: Box<str>,
+    /// Listed in the schema's `properties`.
+    pub in_schema: bool,
+    /// The property's legacy `selected` (true when absent or not a boolean).
+    pub schema_selected: bool,
+    /// Its field metadata (the first entry at `["properties", name]`), if any.
+    pub metadata: Option<FieldMetadata>,
+}
+
+/// Field metadata that selection reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FieldMetadata {
+    /// `inclusion`.
+    pub inclusion: Inclusion,
+    /// `selected`.
+    pub selected: Flag,
+    /// `selected-by-default`.
+    pub selected_by_default: Flag,
+}
+
+/// A field's `inclusion`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Inclusion {
+    /// `automatic`: always read.
+    Automatic,
+    /// `unsupported`: never read.
+    Unsupported,
+    /// Anything else (`available`, absent, not a string).
+    #[default]
+    Available,
+}
+
+/// A metadata key read as a boolean, telling an absent key from one with another type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Flag {
+    /// The key is not there.
+    #[default]
+    Absent,
+    /// A boolean.
+    Bool(bool),
+    /// Present, but not a boolean (null, a string, ...).
+    Other,
 }
 
 impl CatalogStream {
-    /// The metadata map at a breadcrumb, if present.
-    pub(crate) fn metadata_at(&self, breadcrumb: &[&str]) -> Option<&Map<String, Value>> {
-        self.metadata
+    /// The column the catalog names `name`, if any.
+    pub(crate) fn column(&self, name: &str) -> Option<&CatalogColumn> {
+        self.columns.iter().find(|c| &*c.name == name)
+    }
+
+    /// Whether the schema's properties list `name`.
+    pub(crate) fn in_schema(&self, name: &str) -> bool {
+        self.column(name).is_some_and(|c| c.in_schema)
+    }
+
+    /// The names of the schema's properties, in order.
+    pub(crate) fn property_names(&self) -> impl Iterator<Item = &str> {
+        self.columns
             .iter()
-            .find(|m| {
-                m.breadcrumb
-                    .iter()
-                    .map(String::as_str)
-                    .eq(breadcrumb.iter().copied())
-            })
-            .map(|m| &m.metadata)
-    }
-
-    /// Stream-level metadata (breadcrumb `[]`).
-    pub(crate) fn stream_metadata(&self) -> Option<&Map<String, Value>> {
-        self.metadata_at(&[])
-    }
-
-    /// Field-level metadata of a column.
-    pub(crate) fn field_metadata(&self, column: &str) -> Option<&Map<String, Value>> {
-        self.metadata_at(&["properties", column])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn meltano_stream() -> Value {
-        json!({
-            "tap_stream_id": "shop-orders",
-            "table_name": "orders",
-            "stream": "shop-orders",
-            "schema": {"type": "object", "properties": {"id": {"type": "integer"}}, "selected": true},
-            "metadata": [
-                {"breadcrumb": [], "metadata": {"selected": true, "replication-method": "LOG_BASED"}},
-                {"breadcrumb": ["properties", "id"], "metadata": {"inclusion": "automatic", "x-custom": [1, 2]}}
-            ],
-            "selected": true,
-            "replication_method": "INCREMENTAL",
-            "replication_key": "id",
-            "key_properties": ["id"],
-            "x-meltano": {"nested": {"kept": true}}
-        })
-    }
-
-    #[test]
-    fn a_round_trip_keeps_unknown_keys() {
-        let text = json!({"streams": [meltano_stream()]}).to_string();
-        let cat: Catalog = serde_json::from_str(&text).unwrap();
-        let s = &cat.streams[0];
-        assert_eq!(s.extra["replication_method"], "INCREMENTAL");
-        assert_eq!(s.extra["x-meltano"], json!({"nested": {"kept": true}}));
-        assert!(!s.extra.contains_key("schema"), "known keys are fields");
-        assert!(!s.extra.contains_key("tap_stream_id"));
-        let back = serde_json::to_value(&cat).unwrap();
-        assert_eq!(back["streams"][0], meltano_stream());
-    }
-
-    #[test]
-    fn optional_keys_default_and_are_left_out() {
-        let s: CatalogStream =
-            serde_json::from_value(json!({"tap_stream_id": "a-b", "schema": {}})).unwrap();
-        assert_eq!(s.table_name, None);
-        assert_eq!(s.stream, "");
-        assert!(s.metadata.is_empty() && s.extra.is_empty());
-        assert_eq!(s.stream_metadata(), None);
-        let v = serde_json::to_value(&s).unwrap();
-        assert_eq!(
-            v,
-            json!({"tap_stream_id": "a-b", "stream": "", "schema": {}, "metadata": []})
-        );
-        assert!(serde_json::from_value::<CatalogStream>(json!({"tap_stream_id": "a-b"})).is_err());
-        assert!(serde_json::from_value::<CatalogStream>(json!({"schema": {}})).is_err());
-        let empty: Catalog = serde_json::from_value(json!({"streams": []})).unwrap();
-        assert!(empty.streams.is_empty());
-        assert!(serde_json::from_value::<Catalog>(json!({})).is_err());
-    }
-
-    #[test]
-    fn metadata_is_found_by_exact_breadcrumb() {
-        let mut v = meltano_stream();
-        v["metadata"].as_array_mut().unwrap().extend([
-            json!({"breadcrumb": ["properties"], "metadata": {"which": "bare"}}),
-            json!({"breadcrumb": ["properties", "id"], "metadata": {"which": "second"}}),
-            json!({"breadcrumb": ["properties", "id", "items"], "metadata": {"which": "deeper"}}),
-        ]);
-        let s: CatalogStream = serde_json::from_value(v).unwrap();
-        assert_eq!(
-            s.stream_metadata().unwrap()["replication-method"],
-            "LOG_BASED"
-        );
-        let id = s.field_metadata("id").unwrap();
-        assert_eq!(id["inclusion"], "automatic", "the first entry wins");
-        assert_eq!(s.field_metadata("nope"), None);
-        assert_eq!(s.metadata_at(&["properties"]).unwrap()["which"], "bare");
-        assert_eq!(
-            s.metadata_at(&["properties", "id", "items"]).unwrap()["which"],
-            "deeper"
-        );
-        assert_eq!(s.metadata_at(&["id"]), None);
+            .filter(|c| c.in_schema)
+            .map(|c| &*c.name)
     }
 }

@@ -2,15 +2,17 @@
 //!
 //! Selection follows the Singer SDK rules: a field with `inclusion: unsupported` never,
 //! `automatic` always, else its `selected`, else `selected-by-default`, else the stream's
-//! selection. A stream is selected by its `selected`, else `selected-by-default`, else the
-//! legacy `"selected": true` on the stream or its schema. Column types always come from the live
-//! table (so values and SCHEMA agree), never from the catalog's JSON Schema.
+//! selection. A stream is selected by its `selected`, else the legacy `"selected"` on the
+//! stream or its schema, else `selected-by-default` (decided as the catalog is read,
+//! `catalog::read`). Column types always come from the live table (so values and SCHEMA agree),
+//! never from the catalog's JSON Schema.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::catalog::discover::TableInfo;
+use crate::catalog::model::{Flag, Inclusion};
 use crate::catalog::types::ColumnKind;
 use crate::catalog::{Catalog, CatalogStream};
 use crate::config::TypeOptions;
@@ -85,7 +87,8 @@ pub(crate) struct StreamPlan {
     pub method: Method,
     /// Index (into `columns`) of the replication key, for INCREMENTAL.
     pub replication_key: Option<usize>,
-    /// JSON Schema of the SCHEMA message.
+    /// JSON Schema of the SCHEMA message, as JSON text in a `Value::String` (one string per
+    /// stream instead of a tree of values; `singer::messages::schema_message` writes it as is).
     pub schema: Value,
     /// Optimizer row estimate, for progress.
     pub row_estimate: Option<u64>,
@@ -119,7 +122,7 @@ pub(crate) fn plan(
     };
     let by_id: HashMap<String, &TableInfo> = tables.iter().map(|t| (t.stream_id(), t)).collect();
     let mut plans = Plans::default();
-    for s in catalog.streams.iter().filter(|s| stream_selected(s)) {
+    for s in catalog.streams.iter().filter(|s| s.selected) {
         let id = &s.tap_stream_id;
         let method = stream_method(s)?;
         let Some(table) = locate(s, &by_id) else {
@@ -160,12 +163,7 @@ fn every_table(tables: &[TableInfo], opts: &TypeOptions) -> Result<Plans> {
 /// neither says).
 fn stream_method(s: &CatalogStream) -> Result<Method> {
     let id = &s.tap_stream_id;
-    match s
-        .stream_metadata()
-        .and_then(|m| m.get("replication-method"))
-        .or_else(|| s.extra.get("replication_method"))
-        .and_then(Value::as_str)
-    {
+    match s.replication_method.as_deref() {
         Some(m) => Method::parse(m).ok_or_else(|| {
             Error::usage(format!(
                 "stream '{id}': unknown replication-method '{m}' (use FULL_TABLE, INCREMENTAL or LOG_BASED)"
@@ -186,34 +184,18 @@ fn plan_stream(
     opts: &TypeOptions,
 ) -> Result<StreamPlan> {
     let id = &s.tap_stream_id;
-    let md = s.stream_metadata();
     if method == Method::LogBased && table.is_view {
         return Err(Error::usage(format!(
             "stream '{id}' is a view: LOG_BASED cannot follow a view (the binary log holds the changes of its base tables, not of the view), so it would never see a change. Use FULL_TABLE (or INCREMENTAL with a replication-key) for the view, or LOG_BASED on its base tables"
         )));
     }
-    let replication_key = md
-        .and_then(|m| m.get("replication-key"))
-        .or_else(|| s.extra.get("replication_key"))
-        .and_then(Value::as_str)
-        .filter(|k| !k.is_empty())
-        .map(str::to_string);
-    let key_properties = match md.and_then(|m| m.get("table-key-properties")) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => table.key.clone(),
-    };
+    let replication_key = s.replication_key.as_deref().filter(|k| !k.is_empty());
+    let key_properties = s
+        .key_properties
+        .clone()
+        .unwrap_or_else(|| table.key.clone());
     check_catalog_columns(s, table, method)?;
-    let selected = selected_columns(
-        s,
-        table,
-        method,
-        &key_properties,
-        replication_key.as_deref(),
-    );
+    let selected = selected_columns(s, table, method, &key_properties, replication_key);
     for k in &key_properties {
         if !table.columns.iter().any(|c| &c.name == k) {
             return Err(Error::usage(format!(
@@ -222,7 +204,7 @@ fn plan_stream(
         }
     }
     let rk = if method == Method::Incremental {
-        let Some(rk) = replication_key.as_deref() else {
+        let Some(rk) = replication_key else {
             return Err(Error::usage(format!(
                 "stream '{id}': INCREMENTAL needs a replication-key in the stream metadata"
             )));
@@ -239,11 +221,8 @@ fn plan_stream(
 /// changes flow through the binlog).
 fn check_catalog_columns(s: &CatalogStream, table: &TableInfo, method: Method) -> Result<()> {
     let id = &s.tap_stream_id;
-    let Some(props) = s.schema.get("properties").and_then(Value::as_object) else {
-        return Ok(());
-    };
-    for name in props.keys() {
-        if table.columns.iter().any(|c| &c.name == name) || name.starts_with("_sdc_") {
+    for name in s.property_names() {
+        if table.columns.iter().any(|c| c.name == name) || name.starts_with("_sdc_") {
             continue;
         }
         if method == Method::LogBased {
@@ -273,11 +252,7 @@ fn selected_columns<'t>(
         if c.kind == ColumnKind::Unsupported {
             continue;
         }
-        let in_catalog = s
-            .schema
-            .get("properties")
-            .and_then(|p| p.get(&c.name))
-            .is_some();
+        let in_catalog = s.in_schema(&c.name);
         let automatic =
             key_properties.contains(&c.name) || replication_key == Some(c.name.as_str());
         if automatic || column_chosen(s, &c.name, in_catalog) {
@@ -303,23 +278,20 @@ fn selected_columns<'t>(
 
 /// Whether the catalog selects a column that is not automatic.
 fn column_chosen(s: &CatalogStream, name: &str, in_catalog: bool) -> bool {
-    match s.field_metadata(name) {
-        Some(m) => match m.get("inclusion").and_then(Value::as_str) {
-            Some("automatic") => true,
-            Some("unsupported") => false,
-            _ => m
-                .get("selected")
-                .or_else(|| m.get("selected-by-default"))
-                .and_then(Value::as_bool)
-                .unwrap_or(in_catalog),
+    let Some(c) = s.column(name) else {
+        return false;
+    };
+    match c.metadata {
+        Some(m) => match m.inclusion {
+            Inclusion::Automatic => true,
+            Inclusion::Unsupported => false,
+            // A `selected` of another type hides `selected-by-default`.
+            Inclusion::Available => match (m.selected, m.selected_by_default) {
+                (Flag::Bool(b), _) | (Flag::Absent, Flag::Bool(b)) => b,
+                _ => in_catalog,
+            },
         },
-        None => {
-            in_catalog
-                && s.schema["properties"][name]
-                    .get("selected")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true)
-        }
+        None => in_catalog && c.schema_selected,
     }
 }
 
@@ -340,10 +312,7 @@ fn check_replication_key(id: &str, table: &TableInfo, rk: &str) -> Result<()> {
 }
 
 fn locate<'a>(s: &CatalogStream, by_id: &HashMap<String, &'a TableInfo>) -> Option<&'a TableInfo> {
-    let md = s.stream_metadata();
-    let db = md
-        .and_then(|m| m.get("database-name"))
-        .and_then(Value::as_str);
+    let db = s.database_name.as_deref();
     let table = s.table_name.as_deref();
     if let (Some(db), Some(table)) = (db, table) {
         if let Some(t) = by_id.get(&crate::catalog::discover::stream_id(db, table)) {
@@ -368,25 +337,6 @@ pub(crate) fn rebuild(
         None,
         opts,
     )
-}
-
-/// Whether a catalog stream is selected.
-pub(crate) fn stream_selected(s: &CatalogStream) -> bool {
-    if let Some(m) = s.stream_metadata() {
-        if let Some(v) = m.get("selected").and_then(Value::as_bool) {
-            return v;
-        }
-    }
-    if let Some(v) = s.extra.get("selected").and_then(Value::as_bool) {
-        return v;
-    }
-    if let Some(v) = s.schema.get("selected").and_then(Value::as_bool) {
-        return v;
-    }
-    s.stream_metadata()
-        .and_then(|m| m.get("selected-by-default"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
 }
 
 fn build(
@@ -422,6 +372,7 @@ fn build(
             select_expr,
         });
     }
+    columns.shrink_to_fit(); // every stream's plan lives for the whole run
     let index_of = |name: &str| columns.iter().position(|c| c.name == name);
     // Resume only by the table's own unique key, and only when SQL order matches text order.
     let resume_key: Vec<usize> = t.key.iter().filter_map(|k| index_of(k)).collect();
@@ -445,7 +396,10 @@ fn build(
                     json!({"type": ["null", "string"], "format": "date-time"}),
                 );
             }
-            json!({"type": "object", "properties": properties})
+            let properties = Value::Object(properties);
+            let mut text = format!(r#"{{"type":"object","properties":{properties}}}"#);
+            text.shrink_to_fit();
+            Value::String(text)
         },
         row_estimate: t.row_count,
         columns,

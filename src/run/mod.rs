@@ -7,6 +7,8 @@ mod sync;
 mod workers;
 
 use crate::about;
+use crate::catalog::read::read_catalog;
+use crate::catalog::write::{build_stream, CatalogWriter};
 use crate::catalog::{discover, Catalog};
 use crate::cli::{AboutFormat, Cli};
 use crate::config::Config;
@@ -71,19 +73,26 @@ pub fn run(cli: &Cli) -> Result<()> {
     sync::sync(&config, catalog.as_ref(), state)
 }
 
-/// Reads a catalog file (`--catalog` or `--properties`).
+/// Reads a catalog file (`--catalog` or `--properties`), keeping its selected streams.
 pub(crate) fn load_catalog(path: &std::path::Path) -> Result<Catalog> {
-    let text = std::fs::read_to_string(path)
+    let file = std::fs::File::open(path)
         .map_err(|e| Error::usage(format!("cannot read catalog file {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let catalog = read_catalog(std::io::BufReader::new(file)).map_err(|e| {
         Error::usage(format!(
             "catalog file {} is not a valid Singer catalog: {e}",
             path.display()
         ))
-    })
+    })?;
+    log::info!(
+        "catalog: {} of {} streams selected",
+        catalog.streams.len(),
+        catalog.listed
+    );
+    Ok(catalog)
 }
 
-/// `--discover`: connect, read information_schema once, print the catalog.
+/// `--discover`: connect, read information_schema once, print the catalog as it is discovered
+/// (one stream in memory at a time).
 pub(crate) fn discover_to_stdout(config: &Config) -> Result<()> {
     let connector = Connector::new(config)?;
     let mut conn = connector.connect("discovery")?;
@@ -92,22 +101,25 @@ pub(crate) fn discover_to_stdout(config: &Config) -> Result<()> {
         .map(|s| s.flavor)
         .ok_or_else(|| Error::runtime("server flavor unknown after connecting"))?;
     let started = std::time::Instant::now();
-    let tables = discover::discover_tables(
+    let written = |e| Error::io("cannot write to stdout", e);
+    let mut out =
+        CatalogWriter::start(std::io::BufWriter::new(std::io::stdout().lock())).map_err(written)?;
+    discover::for_each_table(
         &mut conn,
         flavor,
         &config.discovery_databases(),
         &config.types,
+        |t| {
+            out.stream(&build_stream(&t, &config.types))
+                .map_err(written)
+        },
     )?;
-    let catalog = discover::build_catalog(&tables, &config.types);
-    let mut text = serde_json::to_string_pretty(&catalog)
-        .map_err(|e| Error::runtime(format!("cannot render the catalog: {e}")))?;
-    text.push('\n');
+    let streams = out.finish().map_err(written)?;
     log::info!(
-        "discovery: {} streams in {:.2} s",
-        catalog.streams.len(),
+        "discovery: {streams} streams in {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    write_stdout(text.as_bytes())
+    Ok(())
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<()> {

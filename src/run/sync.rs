@@ -148,9 +148,17 @@ impl Pass<'_> {
             Some(c) => catalog_databases(c),
             None => config.discovery_databases(),
         };
-        let tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
+        let mut tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
         let planned = crate::plan::plan(self.catalog, &tables, &config.types)?;
         let mut plans = planned.plans;
+        // Past planning, only LOG_BASED streams read their table's columns.
+        let log_based: std::collections::HashSet<(&str, &str)> = plans
+            .iter()
+            .filter(|p| p.method == Method::LogBased)
+            .map(|p| (p.database.as_str(), p.table.as_str()))
+            .collect();
+        tables.retain(|t| log_based.contains(&(t.database.as_str(), t.name.as_str())));
+        drop(log_based);
         if let Some(only) = only {
             plans.retain(|p| only.contains(&p.stream_id));
         } else {
@@ -242,10 +250,10 @@ impl Pass<'_> {
     /// gone (the binlog reader did not see the DROP) starts a new, empty table version, so its
     /// rows go downstream too, and asks for a re-snapshot once the table is back.
     fn table_gone(&self, id: &str, bookmark: Bookmark) -> Result<()> {
-        let schema = self
+        let stream = self
             .catalog
             .and_then(|c| c.streams.iter().find(|s| s.tap_stream_id == id));
-        let (Some(stream), false) = (schema, bookmark.is_empty()) else {
+        let (Some(stream), false) = (stream, bookmark.is_empty()) else {
             return Err(Error::usage(format!(
                 "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
             )));
@@ -255,24 +263,19 @@ impl Pass<'_> {
             return Ok(()); // emptied downstream by an earlier run
         }
         let version = next_version(bookmark.version(), now_millis());
-        let mut schema = stream.schema.clone();
+        // The catalog keeps a selected LOG_BASED stream's schema as text.
+        let mut schema: Value = stream
+            .schema_text
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
         if let Some(p) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             p.insert(
                 "_sdc_deleted_at".into(),
                 serde_json::json!({"type": ["null", "string"], "format": "date-time"}),
             );
         }
-        let keys: Vec<String> = stream
-            .stream_metadata()
-            .and_then(|m| m.get("table-key-properties"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = stream.key_properties.clone().unwrap_or_default();
         let mut msgs = crate::singer::messages::schema_message(id, &schema, &keys, None);
         msgs.extend(crate::singer::messages::activate_version_message(
             id, version,
@@ -578,13 +581,8 @@ pub(super) fn catalog_databases(c: &Catalog) -> Vec<String> {
     let mut dbs: Vec<String> = c
         .streams
         .iter()
-        .filter(|s| crate::plan::stream_selected(s))
-        .filter_map(|s| {
-            s.stream_metadata()
-                .and_then(|m| m.get("database-name"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-        })
+        .filter(|s| s.selected)
+        .filter_map(|s| s.database_name.clone())
         .collect();
     dbs.sort();
     dbs.dedup();

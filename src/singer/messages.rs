@@ -9,22 +9,41 @@ use serde_json::{json, Value};
 use super::super::encode::json::write_str;
 
 /// A `SCHEMA` message line.
+///
+/// `schema` is the JSON Schema, or its JSON text held in a `Value::String` (how a plan keeps
+/// it: one string per stream rather than a tree of values; a JSON Schema is never a string).
 pub(crate) fn schema_message(
     stream: &str,
     schema: &Value,
     key_properties: &[String],
     bookmark_properties: Option<&[String]>,
 ) -> Vec<u8> {
-    let mut msg = json!({
-        "type": "SCHEMA",
-        "stream": stream,
-        "schema": schema,
-        "key_properties": key_properties,
-    });
-    if let (Some(bp), Value::Object(m)) = (bookmark_properties, &mut msg) {
-        m.insert("bookmark_properties".into(), json!(bp));
+    let text;
+    let schema_json = match schema {
+        Value::String(json) => json.as_str(),
+        tree => {
+            text = tree.to_string();
+            text.as_str()
+        }
+    };
+    // The bytes `json!` would print, keys in this order.
+    let mut out = br#"{"type":"SCHEMA","stream":"#.to_vec();
+    push_json(&mut out, stream);
+    out.extend_from_slice(br#","schema":"#);
+    out.extend_from_slice(schema_json.as_bytes());
+    out.extend_from_slice(br#","key_properties":"#);
+    push_json(&mut out, key_properties);
+    if let Some(bp) = bookmark_properties {
+        out.extend_from_slice(br#","bookmark_properties":"#);
+        push_json(&mut out, bp);
     }
-    line(&msg)
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// Appends a string or a list of strings as JSON (writing them into a vector cannot fail).
+fn push_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// An `ACTIVATE_VERSION` message line.
@@ -124,5 +143,31 @@ mod tests {
                    "version": 7, "time_extracted": "2024-01-01T00:00:00Z"})
         );
         assert!(out.ends_with(b"}\n"));
+    }
+
+    #[test]
+    fn a_schema_as_text_writes_the_same_line_as_its_tree() {
+        let schema = json!({"type": "object", "properties": {"id": {"type": ["null", "integer"]}}});
+        let keys = ["id".to_string()];
+        let tree = schema_message("db-\"t", &schema, &keys, Some(&keys));
+        let text = schema_message(
+            "db-\"t",
+            &Value::String(schema.to_string()),
+            &keys,
+            Some(&keys),
+        );
+        assert_eq!(tree, text);
+        let old = json!({"type": "SCHEMA", "stream": "db-\"t", "schema": schema,
+                         "key_properties": keys, "bookmark_properties": keys});
+        assert_eq!(tree, format!("{old}\n").into_bytes());
+        let without = schema_message("s", &schema, &[], None);
+        assert_eq!(
+            without,
+            format!(
+                "{}\n",
+                json!({"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": []})
+            )
+            .into_bytes()
+        );
     }
 }
