@@ -18,6 +18,7 @@ use crate::catalog::{Catalog, CatalogStream};
 use crate::config::TypeOptions;
 use crate::encode::{ColumnWarnings, Encoder};
 use crate::error::{Error, Result};
+use crate::singer::messages::SchemaJson;
 use crate::source::query::quote_ident;
 
 /// Replication method of a stream.
@@ -87,9 +88,8 @@ pub(crate) struct StreamPlan {
     pub method: Method,
     /// Index (into `columns`) of the replication key, for INCREMENTAL.
     pub replication_key: Option<usize>,
-    /// JSON Schema of the SCHEMA message, as JSON text in a `Value::String` (one string per
-    /// stream instead of a tree of values; `singer::messages::schema_message` writes it as is).
-    pub schema: Value,
+    /// JSON Schema of the SCHEMA message.
+    pub schema: SchemaJson,
     /// Optimizer row estimate, for progress.
     pub row_estimate: Option<u64>,
 }
@@ -122,9 +122,13 @@ pub(crate) fn plan(
     };
     let by_id: HashMap<String, &TableInfo> = tables.iter().map(|t| (t.stream_id(), t)).collect();
     let mut plans = Plans::default();
+    let mut defaulted = Vec::new();
     for s in catalog.streams.iter().filter(|s| s.selected) {
         let id = &s.tap_stream_id;
         let method = stream_method(s)?;
+        if s.replication_method.is_none() {
+            defaulted.push(id.as_str());
+        }
         let Some(table) = locate(s, &by_id) else {
             if method == Method::LogBased {
                 plans.missing_log_based.push(id.clone());
@@ -136,7 +140,29 @@ pub(crate) fn plan(
         };
         plans.plans.push(plan_stream(s, table, method, opts)?);
     }
+    log_defaulted(&defaulted);
     Ok(plans)
+}
+
+/// Says which streams have no replication-method (FULL_TABLE then): a line each for a few,
+/// else one line (and a line each at `debug`).
+fn log_defaulted(ids: &[&str]) {
+    const FEW: usize = 10;
+    if ids.len() <= FEW {
+        for id in ids {
+            log::info!("stream '{id}': no replication-method in the catalog, using FULL_TABLE");
+        }
+        return;
+    }
+    log::info!(
+        "{} streams have no replication-method in the catalog, using FULL_TABLE ('{}', '{}', ...)",
+        ids.len(),
+        ids[0],
+        ids[1]
+    );
+    for id in ids {
+        log::debug!("stream '{id}': no replication-method in the catalog, using FULL_TABLE");
+    }
 }
 
 /// Without a catalog: every table, every supported column, FULL_TABLE.
@@ -169,10 +195,7 @@ fn stream_method(s: &CatalogStream) -> Result<Method> {
                 "stream '{id}': unknown replication-method '{m}' (use FULL_TABLE, INCREMENTAL or LOG_BASED)"
             ))
         }),
-        None => {
-            log::info!("stream '{id}': no replication-method in the catalog, using FULL_TABLE");
-            Ok(Method::FullTable)
-        }
+        None => Ok(Method::FullTable),
     }
 }
 
@@ -397,9 +420,7 @@ fn build(
                 );
             }
             let properties = Value::Object(properties);
-            let mut text = format!(r#"{{"type":"object","properties":{properties}}}"#);
-            text.shrink_to_fit();
-            Value::String(text)
+            SchemaJson::from_json_text(format!(r#"{{"type":"object","properties":{properties}}}"#))
         },
         row_estimate: t.row_count,
         columns,

@@ -158,7 +158,7 @@ fn names(p: &StreamPlan) -> Vec<&str> {
 
 /// The plan's JSON Schema (kept as text).
 fn schema(p: &StreamPlan) -> Value {
-    serde_json::from_str(p.schema.as_str().unwrap()).unwrap()
+    serde_json::from_str(p.schema.as_str()).unwrap()
 }
 
 fn schema_keys(p: &StreamPlan) -> Vec<String> {

@@ -298,7 +298,7 @@ mod tests {
             key_index: None,
             method: Method::FullTable,
             replication_key: None,
-            schema: serde_json::json!({}),
+            schema: crate::singer::messages::SchemaJson::from_value(&serde_json::json!({})),
             row_estimate: None,
         };
         let mut w = vec![ColumnWarnings::default()];

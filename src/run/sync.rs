@@ -276,7 +276,12 @@ impl Pass<'_> {
             );
         }
         let keys = stream.key_properties.clone().unwrap_or_default();
-        let mut msgs = crate::singer::messages::schema_message(id, &schema, &keys, None);
+        let mut msgs = crate::singer::messages::schema_message(
+            id,
+            &crate::singer::messages::SchemaJson::from_value(&schema),
+            &keys,
+            None,
+        );
         msgs.extend(crate::singer::messages::activate_version_message(
             id, version,
         ));
