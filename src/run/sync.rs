@@ -370,55 +370,14 @@ impl Pass<'_> {
         let workers = max_workers.min(jobs_total);
         let (coords, mut conns) = self.connections(server, &loads, workers)?;
 
-        // Chunked loads are prepared (and new ones chunked) now, inside the snapshot, on the
-        // first connection; the others by the worker that reads them.
-        let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
-        let mut chunk_plans: Vec<ChunkPlan> = Vec::with_capacity(plans.len());
-        for (p, chunks) in plans.iter().zip(chunking) {
-            let bookmark = bookmark_of(p);
-            let load = if full_load(p, &bookmark) {
-                let binlog_start = match p.method {
-                    Method::LogBased => Some(cdc_start(
-                        p,
-                        &bookmark,
-                        coords.as_ref(),
-                        table_of(p)
-                            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-                            .unwrap_or_default(),
-                    )?),
-                    _ => None,
-                };
-                Some(Load { binlog_start })
-            } else {
-                None
-            };
-            let mut run = StreamRun {
-                plan: p,
-                bookmark,
-                load,
-                full: None,
-                chunks_left: AtomicUsize::new(0),
-                rows: AtomicUsize::new(0),
-            };
-            chunk_plans.push(match chunks {
-                Chunking::Whole => None,
-                chunks => {
-                    let conn = conns.first_mut().ok_or_else(|| {
-                        Error::runtime("a chunked load without a worker connection")
-                    })?;
-                    run.full =
-                        run.prepare(conn, config.batch.is_some(), self.full_table_pass.start)?;
-                    match chunks {
-                        Chunking::Recorded(recorded) => Some(recorded),
-                        _ => {
-                            let max = run.full.as_ref().and_then(|ft| ft.max_key());
-                            plan_chunks(conn, p, max, config.chunk_rows)?
-                        }
-                    }
-                }
-            });
-            runs.push(run);
-        }
+        let (runs, chunk_plans) = self.stream_runs(
+            plans,
+            &bookmark_of,
+            &table_of,
+            chunking,
+            coords.as_ref(),
+            &mut conns,
+        )?;
 
         let ctx = RunCtx {
             runs: &runs,
@@ -484,6 +443,67 @@ impl Pass<'_> {
             .filter(|s| s.resnapshot.is_some())
             .map(|s| (s.plan.stream_id.clone(), s.bookmark))
             .collect())
+    }
+    /// Every stream's run. Chunked loads are prepared (and new ones chunked) now, inside the
+    /// snapshot, on the first connection; the others by the worker that reads them.
+    fn stream_runs<'p>(
+        &self,
+        plans: &'p [StreamPlan],
+        bookmark_of: &dyn Fn(&StreamPlan) -> Bookmark,
+        table_of: &dyn Fn(&StreamPlan) -> Option<&'p crate::catalog::discover::TableInfo>,
+        chunking: Vec<Chunking>,
+        coords: Option<&BinlogCoords>,
+        conns: &mut [Conn],
+    ) -> Result<(Vec<StreamRun<'p>>, Vec<ChunkPlan>)> {
+        let config = self.config;
+        let mut runs: Vec<StreamRun<'_>> = Vec::with_capacity(plans.len());
+        let mut chunk_plans: Vec<ChunkPlan> = Vec::with_capacity(plans.len());
+        for (p, chunks) in plans.iter().zip(chunking) {
+            let bookmark = bookmark_of(p);
+            let load = if full_load(p, &bookmark) {
+                let binlog_start = match p.method {
+                    Method::LogBased => Some(cdc_start(
+                        p,
+                        &bookmark,
+                        coords,
+                        table_of(p)
+                            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                            .unwrap_or_default(),
+                    )?),
+                    _ => None,
+                };
+                Some(Load { binlog_start })
+            } else {
+                None
+            };
+            let mut run = StreamRun {
+                plan: p,
+                bookmark,
+                load,
+                full: None,
+                chunks_left: AtomicUsize::new(0),
+                rows: AtomicUsize::new(0),
+            };
+            chunk_plans.push(match chunks {
+                Chunking::Whole => None,
+                chunks => {
+                    let conn = conns.first_mut().ok_or_else(|| {
+                        Error::runtime("a chunked load without a worker connection")
+                    })?;
+                    run.full =
+                        run.prepare(conn, config.batch.is_some(), self.full_table_pass.start)?;
+                    match chunks {
+                        Chunking::Recorded(recorded) => Some(recorded),
+                        _ => {
+                            let max = run.full.as_ref().and_then(|ft| ft.max_key());
+                            plan_chunks(conn, p, max, config.chunk_rows)?
+                        }
+                    }
+                }
+            });
+            runs.push(run);
+        }
+        Ok((runs, chunk_plans))
     }
 }
 
