@@ -12,7 +12,7 @@
 //! - The first failing job stops the others (they notice within 1024 rows) and is the error
 //!   reported; STATE never covers rows that were not written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use mysql::Conn;
 use serde_json::Value;
 
-use crate::catalog::discover::discover_tables;
+use crate::catalog::discover::{for_each_table, stream_id, TableInfo};
 use crate::catalog::Catalog;
 use crate::cdc::reader::CdcStream;
 use crate::config::Config;
@@ -148,7 +148,7 @@ impl Pass<'_> {
             Some(c) => catalog_databases(c),
             None => config.discovery_databases(),
         };
-        let mut tables = discover_tables(&mut conn, server.flavor, &databases, &config.types)?;
+        let mut tables = self.selected_tables(&mut conn, server.flavor, &databases)?;
         let planned = crate::plan::plan(self.catalog, &tables, &config.types)?;
         let mut plans = planned.plans;
         // Past planning, only LOG_BASED streams read their table's columns.
@@ -216,13 +216,45 @@ impl Pass<'_> {
         self.read(&server, &tables, &plans, &bookmarks, chunking, max_workers)
     }
 
+    /// The tables of `databases` a selected catalog stream may name (every one without a
+    /// catalog): the others are dropped as discovery hands them over, so a catalog selecting a
+    /// few of many tables holds only those.
+    fn selected_tables(
+        &self,
+        conn: &mut Conn,
+        flavor: crate::config::Flavor,
+        databases: &[String],
+    ) -> Result<Vec<TableInfo>> {
+        let wanted: Option<HashSet<String>> = self.catalog.map(|c| {
+            let selected = c.streams.iter().filter(|s| s.selected);
+            let by_names = selected.clone().filter_map(|s| {
+                Some(stream_id(
+                    s.database_name.as_deref()?,
+                    s.table_name.as_deref()?,
+                ))
+            });
+            selected
+                .map(|s| s.tap_stream_id.clone())
+                .chain(by_names)
+                .collect()
+        });
+        let mut tables = Vec::new();
+        for_each_table(conn, flavor, databases, &self.config.types, |t| {
+            if wanted.as_ref().is_none_or(|w| w.contains(&t.stream_id())) {
+                tables.push(t);
+            }
+            Ok(())
+        })?;
+        Ok(tables)
+    }
+
     /// Resuming an interrupted run: its FULL_TABLE streams whose completion is in the state are
     /// not read again (see `crate::state::pass`).
     fn skip_finished(&self, state: &State, plans: &mut Vec<StreamPlan>) -> Result<()> {
         if !self.full_table_pass.resumed {
             return Ok(());
         }
-        let mut finished = std::collections::HashSet::new();
+        let mut finished = HashSet::new();
         for p in plans.iter().filter(|p| p.method == Method::FullTable) {
             if self
                 .full_table_pass
