@@ -96,9 +96,6 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
             result = pass.run(&healing, Some(&ids));
         }
     }
-    if result.is_ok() {
-        let _ = out.full_table_pass_done();
-    }
     if matches!(result, Ok(_) | Err(Error::Interrupted(_))) {
         // The run ends with the state its messages add up to (also when nothing moved).
         let _ = out.final_state();
@@ -439,6 +436,9 @@ impl Pass<'_> {
         if let Some(e) = ctx.failure.lock().ok().and_then(|mut f| f.take()) {
             return Err(e);
         }
+        // Every load of the run is done: a stop from here on (the binlog phase) leaves no pass
+        // to resume, so the next run reads every FULL_TABLE stream again.
+        out.full_table_pass_done()?;
         let mut cdc: Vec<CdcStream> = runs
             .iter()
             .filter(|r| r.plan.method == Method::LogBased && r.load.is_none())

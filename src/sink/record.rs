@@ -58,7 +58,7 @@ enum Out {
         /// A completed full table load of the run's pass (`crate::state::pass`) starting then.
         pass: Option<u64>,
     },
-    /// The run completed its full table pass.
+    /// Every load of the run completed.
     PassDone,
 }
 
@@ -212,7 +212,7 @@ impl OutputSender {
         self.tx.send(Out::FinalState).map_err(|_| closed())
     }
 
-    /// The run completed: its full table pass leaves the state (before the final STATE).
+    /// Every load of the run completed: its full table pass leaves the state.
     pub(crate) fn full_table_pass_done(&self) -> Result<()> {
         self.tx.send(Out::PassDone).map_err(|_| closed())
     }
@@ -399,6 +399,33 @@ mod tests {
         drop(out);
         let state = writer.finish().unwrap();
         (sink.lines(), state)
+    }
+
+    /// A completed load puts the run's full table pass in the state from its STATE line on;
+    /// the end of the loads takes it out again, and the final STATE then says so even when the
+    /// line before it was a STATE.
+    #[test]
+    fn a_completed_load_records_the_pass_until_every_load_is_done() {
+        let (lines, state) = run_every(State::default(), std::time::Duration::ZERO, |out| {
+            out.send(record(1)).unwrap();
+            out.load_complete(
+                "s",
+                bookmark(json!({"version": 7, "initial_full_table_complete": true})),
+                5,
+            )
+            .unwrap();
+            out.full_table_pass_done().unwrap();
+            out.final_state().unwrap();
+        });
+        let states: Vec<&Value> = lines.iter().filter(|l| l["type"] == "STATE").collect();
+        assert_eq!(states.len(), 2, "{lines:?}");
+        assert_eq!(states[0]["value"]["full_table_pass"], json!(5));
+        assert_eq!(
+            states[0]["value"]["bookmarks"]["s"],
+            json!({"version": 7, "initial_full_table_complete": true})
+        );
+        assert_eq!(states[1]["value"].get("full_table_pass"), None);
+        assert_eq!(state.full_table_pass(), None);
     }
 
     /// Streams that start and finish within the interval share STATE lines: the first one is

@@ -2,11 +2,12 @@
 //! so the run that resumes it does not read them again.
 //!
 //! A run records the moment its pass started as the top-level state key `full_table_pass`
-//! (milliseconds since the epoch), in every STATE line it writes, and removes it in the final
-//! STATE of a run that completed. Every full table load of the pass gets a `version` of at least
+//! (milliseconds since the epoch), in every STATE line it writes once a load completed, and
+//! removes it once every load of the run completed (before the binlog phase of LOG_BASED
+//! streams: a stop there leaves no pass). Every full table load of the pass gets a `version` of at least
 //! that moment, and the pass starts after every version already in the state. A state that
-//! still holds `full_table_pass` therefore comes from a run that stopped early (a signal, a
-//! kill, an error), and a stream whose bookmark says its load completed with a version of at
+//! still holds `full_table_pass` therefore comes from a run that stopped during its loads (a
+//! signal, a kill, an error), and a stream whose bookmark says its load completed with a version of at
 //! least the pass start was finished by that run: its completion was in a STATE line, after
 //! all of its records. The next run resumes that pass: it skips those streams, reads the
 //! others (resuming a load under way after its last key, as always) and then completes the
