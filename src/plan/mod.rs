@@ -117,31 +117,152 @@ pub(crate) fn plan(
     tables: &[TableInfo],
     opts: &TypeOptions,
 ) -> Result<Plans> {
-    let Some(catalog) = catalog else {
-        return every_table(tables, opts);
-    };
-    let by_id: HashMap<String, &TableInfo> = tables.iter().map(|t| (t.stream_id(), t)).collect();
-    let mut plans = Plans::default();
-    let mut defaulted = Vec::new();
-    for s in catalog.streams.iter().filter(|s| s.selected) {
-        let id = &s.tap_stream_id;
-        let method = stream_method(s)?;
-        if s.replication_method.is_none() {
-            defaulted.push(id.as_str());
-        }
-        let Some(table) = locate(s, &by_id) else {
-            if method == Method::LogBased {
-                plans.missing_log_based.push(id.clone());
-                continue;
-            }
-            return Err(Error::usage(format!(
-                "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
-            )));
-        };
-        plans.plans.push(plan_stream(s, table, method, opts)?);
+    let mut planner = Planner::new(catalog, opts)?;
+    for t in tables {
+        planner.table(t)?;
     }
-    log_defaulted(&defaulted);
-    Ok(plans)
+    planner.finish()
+}
+
+/// Plans streams one table at a time, as discovery hands the tables over, so a sync never holds
+/// every discovered table beside every plan.
+pub(crate) struct Planner<'c> {
+    catalog: Option<&'c Catalog>,
+    opts: &'c TypeOptions,
+    /// Each selected stream's method, in catalog order.
+    methods: Vec<Method>,
+    /// Selected streams (catalog indexes) by the table their database and table names name.
+    by_names: HashMap<String, Vec<usize>>,
+    /// Selected streams by `tap_stream_id`.
+    by_id: HashMap<&'c str, Vec<usize>>,
+    /// Plans by catalog index (every table, in order, without a catalog).
+    planned: Vec<Option<StreamPlan>>,
+    /// A table that matches a stream by `tap_stream_id` only, used when the table its names
+    /// name never shows up.
+    fallback: HashMap<usize, TableInfo>,
+}
+
+impl<'c> Planner<'c> {
+    /// A planner of `catalog`'s selected streams (every table when None). An unknown
+    /// replication-method is an error now.
+    pub(crate) fn new(catalog: Option<&'c Catalog>, opts: &'c TypeOptions) -> Result<Self> {
+        let mut planner = Planner {
+            catalog,
+            opts,
+            methods: Vec::new(),
+            by_names: HashMap::new(),
+            by_id: HashMap::new(),
+            planned: Vec::new(),
+            fallback: HashMap::new(),
+        };
+        let Some(c) = catalog else {
+            return Ok(planner);
+        };
+        planner.methods = vec![Method::FullTable; c.streams.len()];
+        planner.planned.resize_with(c.streams.len(), || None);
+        for (i, s) in c.streams.iter().enumerate().filter(|(_, s)| s.selected) {
+            planner.methods[i] = stream_method(s)?;
+            if let Some(id) = names_id(s) {
+                planner.by_names.entry(id).or_default().push(i);
+            }
+            planner
+                .by_id
+                .entry(s.tap_stream_id.as_str())
+                .or_default()
+                .push(i);
+        }
+        Ok(planner)
+    }
+
+    /// Plans the stream(s) of one discovered table. Returns whether a LOG_BASED stream reads
+    /// it (the binlog phase needs the table's columns; nothing else keeps it).
+    pub(crate) fn table(&mut self, t: &TableInfo) -> Result<bool> {
+        let Some(catalog) = self.catalog else {
+            self.planned.push(Some(whole_table(t, self.opts)?));
+            return Ok(false);
+        };
+        let id = t.stream_id();
+        let mut log_based = false;
+        let named = self.by_names.get(&id).cloned().unwrap_or_default();
+        let by_id = self.by_id.get(id.as_str()).cloned().unwrap_or_default();
+        for i in by_id.iter().copied().filter(|i| !named.contains(i)) {
+            if names_id(&catalog.streams[i]).is_some() {
+                // Its names may name another table, found later: this one only if not.
+                if self.planned[i].is_none() {
+                    self.fallback.insert(i, t.clone());
+                    log_based |= self.methods[i] == Method::LogBased;
+                }
+            } else {
+                log_based |= self.plan_at(i, t)?;
+            }
+        }
+        for i in named {
+            self.fallback.remove(&i);
+            log_based |= self.plan_at(i, t)?;
+        }
+        Ok(log_based)
+    }
+
+    fn plan_at(&mut self, i: usize, t: &TableInfo) -> Result<bool> {
+        let Some(catalog) = self.catalog else {
+            return Ok(false);
+        };
+        let method = self.methods[i];
+        if self.planned[i].is_none() {
+            self.planned[i] = Some(plan_stream(&catalog.streams[i], t, method, self.opts)?);
+        }
+        Ok(method == Method::LogBased)
+    }
+
+    /// The plans, in catalog order (table order without a catalog). A selected stream whose
+    /// table was not found is an error, or, for LOG_BASED, in `missing_log_based`.
+    pub(crate) fn finish(mut self) -> Result<Plans> {
+        let Some(catalog) = self.catalog else {
+            return Ok(Plans {
+                plans: self.planned.into_iter().flatten().collect(),
+                missing_log_based: Vec::new(),
+            });
+        };
+        let mut plans = Plans::default();
+        let mut defaulted = Vec::new();
+        for (i, s) in catalog
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.selected)
+        {
+            let id = &s.tap_stream_id;
+            if s.replication_method.is_none() {
+                defaulted.push(id.as_str());
+            }
+            if self.planned[i].is_none() {
+                if let Some(t) = self.fallback.remove(&i) {
+                    self.plan_at(i, &t)?;
+                }
+            }
+            match self.planned[i].take() {
+                Some(p) => plans.plans.push(p),
+                None if self.methods[i] == Method::LogBased => {
+                    plans.missing_log_based.push(id.clone())
+                }
+                None => {
+                    return Err(Error::usage(format!(
+                        "stream '{id}' is selected in the catalog but its table does not exist on the server (run --discover again)"
+                    )))
+                }
+            }
+        }
+        log_defaulted(&defaulted);
+        Ok(plans)
+    }
+}
+
+/// The table a stream's database and table names name, as a stream id.
+fn names_id(s: &CatalogStream) -> Option<String> {
+    Some(crate::catalog::discover::stream_id(
+        s.database_name.as_deref()?,
+        s.table_name.as_deref()?,
+    ))
 }
 
 /// Says which streams have no replication-method (FULL_TABLE then): a line each for a few,
@@ -165,24 +286,15 @@ fn log_defaulted(ids: &[&str]) {
     }
 }
 
-/// Without a catalog: every table, every supported column, FULL_TABLE.
-fn every_table(tables: &[TableInfo], opts: &TypeOptions) -> Result<Plans> {
-    let plans = tables
+/// Without a catalog: every supported column of the table, FULL_TABLE.
+fn whole_table(t: &TableInfo, opts: &TypeOptions) -> Result<StreamPlan> {
+    let cols: Vec<&str> = t
+        .columns
         .iter()
-        .map(|t| {
-            let cols: Vec<&str> = t
-                .columns
-                .iter()
-                .filter(|c| c.kind != ColumnKind::Unsupported)
-                .map(|c| c.name.as_str())
-                .collect();
-            build(t, &cols, t.key.clone(), Method::FullTable, None, opts)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Plans {
-        plans,
-        missing_log_based: Vec::new(),
-    })
+        .filter(|c| c.kind != ColumnKind::Unsupported)
+        .map(|c| c.name.as_str())
+        .collect();
+    build(t, &cols, t.key.clone(), Method::FullTable, None, opts)
 }
 
 /// The stream's replication method (metadata, then the legacy top-level key; FULL_TABLE when
@@ -332,17 +444,6 @@ fn check_replication_key(id: &str, table: &TableInfo, rk: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn locate<'a>(s: &CatalogStream, by_id: &HashMap<String, &'a TableInfo>) -> Option<&'a TableInfo> {
-    let db = s.database_name.as_deref();
-    let table = s.table_name.as_deref();
-    if let (Some(db), Some(table)) = (db, table) {
-        if let Some(t) = by_id.get(&crate::catalog::discover::stream_id(db, table)) {
-            return Some(t);
-        }
-    }
-    by_id.get(&s.tap_stream_id).copied()
 }
 
 /// Rebuilds a LOG_BASED stream's plan for its table's new columns (after a schema change).

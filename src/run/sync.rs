@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use mysql::Conn;
 use serde_json::Value;
 
-use crate::catalog::discover::{for_each_table, stream_id, TableInfo};
+use crate::catalog::discover::{for_each_table, TableInfo};
 use crate::catalog::Catalog;
 use crate::cdc::reader::CdcStream;
 use crate::config::Config;
@@ -145,17 +145,8 @@ impl Pass<'_> {
             Some(c) => catalog_databases(c),
             None => config.discovery_databases(),
         };
-        let mut tables = self.selected_tables(&mut conn, server.flavor, &databases)?;
-        let planned = crate::plan::plan(self.catalog, &tables, &config.types)?;
+        let (planned, tables) = self.plan_streams(&mut conn, server.flavor, &databases)?;
         let mut plans = planned.plans;
-        // Past planning, only LOG_BASED streams read their table's columns.
-        let log_based: std::collections::HashSet<(&str, &str)> = plans
-            .iter()
-            .filter(|p| p.method == Method::LogBased)
-            .map(|p| (p.database.as_str(), p.table.as_str()))
-            .collect();
-        tables.retain(|t| log_based.contains(&(t.database.as_str(), t.name.as_str())));
-        drop(log_based);
         if let Some(only) = only {
             plans.retain(|p| only.contains(&p.stream_id));
         } else {
@@ -213,36 +204,24 @@ impl Pass<'_> {
         self.read(&server, &tables, &plans, &bookmarks, chunking, max_workers)
     }
 
-    /// The tables of `databases` a selected catalog stream may name (every one without a
-    /// catalog): the others are dropped as discovery hands them over, so a catalog selecting a
-    /// few of many tables holds only those.
-    fn selected_tables(
+    /// Plans the selected streams as discovery hands their tables over, keeping only the
+    /// tables LOG_BASED streams read later: a sync never holds every discovered table beside
+    /// every plan.
+    fn plan_streams(
         &self,
         conn: &mut Conn,
         flavor: crate::config::Flavor,
         databases: &[String],
-    ) -> Result<Vec<TableInfo>> {
-        let wanted: Option<HashSet<String>> = self.catalog.map(|c| {
-            let selected = c.streams.iter().filter(|s| s.selected);
-            let by_names = selected.clone().filter_map(|s| {
-                Some(stream_id(
-                    s.database_name.as_deref()?,
-                    s.table_name.as_deref()?,
-                ))
-            });
-            selected
-                .map(|s| s.tap_stream_id.clone())
-                .chain(by_names)
-                .collect()
-        });
+    ) -> Result<(crate::plan::Plans, Vec<TableInfo>)> {
+        let mut planner = crate::plan::Planner::new(self.catalog, &self.config.types)?;
         let mut tables = Vec::new();
         for_each_table(conn, flavor, databases, &self.config.types, |t| {
-            if wanted.as_ref().is_none_or(|w| w.contains(&t.stream_id())) {
+            if planner.table(&t)? {
                 tables.push(t);
             }
             Ok(())
         })?;
-        Ok(tables)
+        Ok((planner.finish()?, tables))
     }
 
     /// Resuming an interrupted run: its FULL_TABLE streams whose completion is in the state are
