@@ -42,9 +42,9 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// The run reads `streams` streams from now.
+    /// The run reads `streams` more streams from now (a re-snapshot pass adds its own).
     pub(crate) fn expect(&self, streams: usize) {
-        self.expected.store(streams as u64, Ordering::Relaxed);
+        self.expected.fetch_add(streams as u64, Ordering::Relaxed);
         if let Ok(mut b) = self.began.lock() {
             b.get_or_insert_with(Instant::now);
         }

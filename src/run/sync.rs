@@ -455,6 +455,7 @@ impl Pass<'_> {
             .map(|s| (s.plan.stream_id.clone(), s.bookmark))
             .collect())
     }
+
     /// Every stream's run. Chunked loads are prepared (and new ones chunked) now, inside the
     /// snapshot, on the first connection; the others by the worker that reads them.
     fn stream_runs<'p>(
