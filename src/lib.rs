@@ -9,7 +9,8 @@
 //! The public surface is what the binary needs (`cli`, `run`, `error`, `logging`, `interrupt`)
 //! plus `testing`, the internals the integration, fuzz and recorded-binlog tests drive.
 
-#![forbid(unsafe_code)]
+// One `#[allow(unsafe_code)]`: borrowing a connection's socket descriptor (source::wire).
+#![deny(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
 
 mod about;

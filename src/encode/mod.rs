@@ -243,12 +243,11 @@ pub(crate) fn write_f32(out: &mut Vec<u8>, v: f32) {
 
 #[inline]
 fn write_text(out: &mut Vec<u8>, b: &[u8], warn: &mut ColumnWarnings) {
-    match std::str::from_utf8(b) {
-        Ok(_) => json::write_escaped_bytes(out, b),
-        Err(_) => {
-            warn.invalid_utf8 += 1;
-            json::write_str(out, &String::from_utf8_lossy(b));
-        }
+    let start = out.len();
+    if !json::write_checked(out, b, false) {
+        out.truncate(start);
+        warn.invalid_utf8 += 1;
+        json::write_str(out, &String::from_utf8_lossy(b));
     }
 }
 
@@ -260,15 +259,6 @@ pub(crate) fn base64(b: &[u8]) -> String {
 /// Decodes a base64 bookmark value.
 pub(crate) fn unbase64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
-}
-
-/// The cell bytes of a text-protocol row.
-#[inline]
-pub(crate) fn cell(row: &mysql::Row, i: usize) -> Option<&[u8]> {
-    match row.as_ref(i) {
-        Some(mysql::Value::Bytes(b)) => Some(b.as_slice()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

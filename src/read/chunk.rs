@@ -19,10 +19,10 @@ use serde_json::{Map, Value};
 use super::bookmark::{literal, value_from_cell};
 use super::full_table::ChunkBounds;
 use crate::catalog::types::ColumnKind;
-use crate::encode::cell;
 use crate::error::{Error, MysqlContext, Result};
 use crate::plan::StreamPlan;
 use crate::source::query::{qualified, quote_ident, text_literal};
+use crate::source::wire::Cells;
 
 /// Most EXPLAINs one table's planning may issue.
 const MAX_PROBES: usize = 20_000;
@@ -327,7 +327,7 @@ impl Planner<'_, '_> {
             "stream '{}': sampling the key",
             self.plan.stream_id
         ))?;
-        Ok(row.and_then(|r| value_from_cell(self.kind, cell(&r, 0))))
+        Ok(row.and_then(|r| value_from_cell(self.kind, r.cell(0))))
     }
 
     /// Actual keys found by seeking probe prefixes, sorted by the server, with gap estimates.
@@ -360,7 +360,7 @@ impl Planner<'_, '_> {
         ))?;
         let sorted: Vec<Value> = rows
             .iter()
-            .filter_map(|r| value_from_cell(self.kind, cell(r, 0)))
+            .filter_map(|r| value_from_cell(self.kind, r.cell(0)))
             .collect();
         sample_gaps(sorted, max, &mut |lo, hi| self.estimate(lo, Some(hi)))
     }

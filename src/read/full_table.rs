@@ -22,13 +22,13 @@ use serde_json::Value;
 
 use super::bookmark::{literal, value_from_cell};
 use super::rows::{read_rows, Emit};
-use crate::encode::cell;
 use crate::error::{Error, MysqlContext, Result};
 use crate::plan::StreamPlan;
 use crate::singer::messages::{activate_version_message, schema_message, RecordFrame};
 use crate::singer::time::now_millis;
 use crate::sink::record::{OutputSender, StateLine};
 use crate::source::query::{qualified, quote_ident, tuple_compare};
+use crate::source::wire::Cells;
 use crate::state::{BinlogStart, Bookmark, ChunkProgress, KeyValues};
 
 /// Bounds of one chunk on the first key column: `lo < key1 <= hi` (open ends when None).
@@ -275,7 +275,7 @@ impl<'a> FullTable<'a> {
         emit: Emit<'_>,
         chunk: Option<&ChunkBounds>,
         after: Option<&KeyValues>,
-        checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
+        checkpoint: impl FnMut(&dyn Cells, StateLine) -> Result<()>,
     ) -> Result<u64> {
         let plan = self.plan;
         let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
@@ -407,14 +407,14 @@ impl<'a> FullTable<'a> {
 }
 
 /// The key of a row as a bookmark object.
-fn last_key(plan: &StreamPlan, row: &Row) -> KeyValues {
+fn last_key(plan: &StreamPlan, row: &dyn Cells) -> KeyValues {
     plan.resume_key
         .iter()
         .map(|&i| {
             let c = &plan.columns[i];
             (
                 c.name.clone(),
-                value_from_cell(&c.kind, cell(row, i)).unwrap_or(Value::Null),
+                value_from_cell(&c.kind, row.cell(i)).unwrap_or(Value::Null),
             )
         })
         .collect()
@@ -466,7 +466,7 @@ fn read_max_key(
                 let c = &plan.columns[i];
                 (
                     c.name.clone(),
-                    value_from_cell(&c.kind, cell(&r, pos)).unwrap_or(Value::Null),
+                    value_from_cell(&c.kind, r.cell(pos)).unwrap_or(Value::Null),
                 )
             })
             .collect()

@@ -11,12 +11,12 @@ use serde_json::Value;
 
 use super::bookmark::{literal, value_from_cell};
 use super::rows::{read_rows, Emit};
-use crate::encode::cell;
 use crate::error::{Error, Result};
 use crate::plan::StreamPlan;
 use crate::singer::messages::{schema_message, RecordFrame};
 use crate::sink::record::StateLine;
 use crate::source::query::{qualified, quote_ident};
+use crate::source::wire::Cells;
 use crate::state::Bookmark;
 
 /// Syncs one INCREMENTAL stream.
@@ -84,7 +84,7 @@ pub(crate) fn sync_incremental(
     loop {
         let sql = select(from.as_ref())?;
         let outcome = read_rows(conn, &sql, plan, &frame, emit, |row, line| {
-            if let Some(v) = value_from_cell(&rk_col.kind, cell(row, rk_idx)) {
+            if let Some(v) = value_from_cell(&rk_col.kind, row.cell(rk_idx)) {
                 let mut b = bookmark.clone();
                 b.advance_replication_key(v);
                 out.bookmark_with(id, b, Some(id), line)?;
@@ -95,7 +95,7 @@ pub(crate) fn sync_incremental(
         if let Some(v) = outcome
             .last_row
             .as_ref()
-            .and_then(|row| value_from_cell(&rk_col.kind, cell(row, rk_idx)))
+            .and_then(|row| value_from_cell(&rk_col.kind, row.cell(rk_idx)))
         {
             bookmark.advance_replication_key(v.clone());
             from = Some(v);

@@ -191,23 +191,22 @@ impl Progress {
         );
     }
 
-    /// Reports every `every` until `stop` is set; returns the thread handle.
+    /// Reports every `every` until `stop`'s sender is dropped (which ends it at once, so a
+    /// run never waits on it); returns the thread handle.
     pub(crate) fn spawn_reporter(
         self: &Arc<Self>,
         every: Duration,
-        stop: Arc<AtomicBool>,
+        stop: crossbeam_channel::Receiver<()>,
     ) -> Option<std::thread::JoinHandle<()>> {
         let me = self.clone();
+        let every = every.max(Duration::from_millis(200));
         std::thread::Builder::new()
             .name("progress".into())
             .spawn(move || {
-                let mut last = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    if last.elapsed() >= every {
-                        me.report();
-                        last = Instant::now();
-                    }
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stop.recv_timeout(every)
+                {
+                    me.report();
                 }
             })
             .ok()

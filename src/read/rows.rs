@@ -11,10 +11,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mysql::prelude::Queryable;
-use mysql::{Conn, Row};
-
-use crate::encode::cell;
+use mysql::Conn;
 
 use crate::config::BatchConfig;
 use crate::encode::{encode_cell, ColumnWarnings};
@@ -23,6 +20,7 @@ use crate::plan::StreamPlan;
 use crate::singer::messages::RecordFrame;
 use crate::sink::batch::BatchSink;
 use crate::sink::record::{OutputSender, StateLine, BUFFER_BYTES};
+use crate::source::wire::{Cells, OwnedRow, RowRef, Rows};
 
 /// How often bookmarks are emitted.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +57,7 @@ pub(crate) struct ReadOutcome {
     /// Rows written.
     pub rows: u64,
     /// The last row read (for the final bookmark).
-    pub last_row: Option<Row>,
+    pub last_row: Option<OwnedRow>,
     /// The connection dropped after `rows` rows (all of them sent): resume after `last_row`.
     pub dropped: Option<Error>,
 }
@@ -72,7 +70,7 @@ pub(crate) fn read_rows(
     plan: &StreamPlan,
     frame: &RecordFrame,
     emit: Emit<'_>,
-    mut checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
+    mut checkpoint: impl FnMut(&dyn Cells, StateLine) -> Result<()>,
 ) -> Result<ReadOutcome> {
     if let Some(cfg) = emit.batch {
         return read_rows_batch(conn, sql, plan, emit, cfg, checkpoint);
@@ -84,7 +82,7 @@ pub(crate) fn read_rows(
         ..
     } = emit;
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
-    let mut result = match open_query(conn, sql, plan)? {
+    let mut result = match open_query(conn, sql, plan, emit)? {
         Ok(r) => r,
         Err(dropped) => return Ok(dropped),
     };
@@ -95,15 +93,14 @@ pub(crate) fn read_rows(
     let mut rows = 0u64;
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = Instant::now();
-    let mut last_row: Option<Row> = None;
-    for row in result.by_ref() {
+    while let Some(row) = result.next() {
         let Some(row) = take_row(row, &ctx, &mut dropped)? else {
             break;
         };
         buf.extend_from_slice(frame.prefix());
         for (i, enc) in encoders.iter().enumerate() {
             buf.extend_from_slice(frame.key(i));
-            encode_cell(*enc, cell(&row, i), &mut buf, &mut warnings[i]);
+            encode_cell(*enc, row.cell(i), &mut buf, &mut warnings[i]);
         }
         buf.extend_from_slice(frame.suffix());
         rows += 1;
@@ -127,7 +124,6 @@ pub(crate) fn read_rows(
             since_checkpoint = 0;
             last_checkpoint = Instant::now();
         }
-        last_row = Some(row);
     }
     plan.check_text(&warnings)?;
     emit.progress.add_bytes(&plan.stream_id, buf.len() as u64);
@@ -135,7 +131,7 @@ pub(crate) fn read_rows(
     plan.report_warnings(&warnings);
     Ok(ReadOutcome {
         rows,
-        last_row,
+        last_row: result.last_row(),
         dropped,
     })
 }
@@ -175,11 +171,11 @@ impl ReadOutcome {
 
 /// The next row; None when the connection dropped (recorded in `dropped`: the rows read so far
 /// are complete, they are sent, and the caller resumes after them); an error that cannot heal.
-fn take_row(
-    row: mysql::Result<Row>,
+fn take_row<'r>(
+    row: mysql::Result<RowRef<'r>>,
     ctx: &impl Fn() -> String,
     dropped: &mut Option<Error>,
-) -> Result<Option<Row>> {
+) -> Result<Option<RowRef<'r>>> {
     match row {
         Ok(r) => Ok(Some(r)),
         Err(e) if crate::source::errors::connection_lost(&e) => {
@@ -212,10 +208,10 @@ fn read_rows_batch(
     plan: &StreamPlan,
     emit: Emit<'_>,
     cfg: &BatchConfig,
-    mut checkpoint: impl FnMut(&Row, StateLine) -> Result<()>,
+    mut checkpoint: impl FnMut(&dyn Cells, StateLine) -> Result<()>,
 ) -> Result<ReadOutcome> {
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
-    let mut result = match open_query(conn, sql, plan)? {
+    let mut result = match open_query(conn, sql, plan, emit)? {
         Ok(r) => r,
         Err(dropped) => return Ok(dropped),
     };
@@ -223,8 +219,7 @@ fn read_rows_batch(
     let mut warnings = vec![ColumnWarnings::default(); plan.columns.len()];
     let mut sink = BatchSink::new(cfg, plan);
     let mut rows = 0u64;
-    let mut last_row: Option<Row> = None;
-    for row in result.by_ref() {
+    while let Some(row) = result.next() {
         let Some(row) = take_row(row, &ctx, &mut dropped)? else {
             break;
         };
@@ -242,7 +237,6 @@ fn read_rows_batch(
             emit.progress.add(&plan.stream_id, 1024);
             stop_check(emit.cancel)?;
         }
-        last_row = Some(row);
     }
     plan.check_text(&warnings)?;
     if let Some(file) = sink.finish_file()? {
@@ -251,7 +245,7 @@ fn read_rows_batch(
     plan.report_warnings(&warnings);
     Ok(ReadOutcome {
         rows,
-        last_row,
+        last_row: result.last_row(),
         dropped,
     })
 }
@@ -262,10 +256,11 @@ fn open_query<'c>(
     conn: &'c mut Conn,
     sql: &str,
     plan: &StreamPlan,
-) -> Result<std::result::Result<mysql::QueryResult<'c, 'c, 'c, mysql::Text>, ReadOutcome>> {
+    emit: Emit<'_>,
+) -> Result<std::result::Result<Rows<'c>, ReadOutcome>> {
     log::debug!("stream '{}': {sql}", plan.stream_id);
     let ctx = || format!("stream '{}': reading rows", plan.stream_id);
-    match conn.query_iter(sql) {
+    match Rows::query(conn, sql, emit.connector.plain()) {
         Ok(r) => Ok(Ok(r)),
         Err(e) if crate::source::errors::connection_lost(&e) => {
             Ok(Err(ReadOutcome::dropped(Error::mysql(ctx(), e))))

@@ -13,13 +13,14 @@ use crate::catalog::discover::discover_tables;
 use crate::catalog::Catalog;
 use crate::cli::TestMode;
 use crate::config::Config;
-use crate::encode::{cell, encode_cell, ColumnWarnings};
+use crate::encode::{encode_cell, ColumnWarnings};
 use crate::error::{Error, Result};
 use crate::plan::{Method, StreamPlan};
 use crate::singer::messages::{schema_message, RecordFrame};
 use crate::singer::time::format_rfc3339;
 use crate::source::connect::Connector;
 use crate::source::query::qualified;
+use crate::source::wire::Cells;
 
 /// Runs the connection test, writing its messages to `sink`.
 pub(super) fn test_to(
@@ -113,7 +114,7 @@ fn first_record(
     let mut line = frame.prefix().to_vec();
     for (i, c) in plan.columns.iter().enumerate() {
         line.extend_from_slice(frame.key(i));
-        encode_cell(c.encoder, cell(&row, i), &mut line, &mut warnings[i]);
+        encode_cell(c.encoder, row.cell(i), &mut line, &mut warnings[i]);
     }
     line.extend_from_slice(frame.suffix());
     plan.check_text(&warnings)?;

@@ -13,7 +13,7 @@
 //!   reported; STATE never covers rows that were not written.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -66,11 +66,10 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
         Duration::from_secs(config.state_interval_s),
     );
     let progress = std::sync::Arc::new(crate::read::progress::Progress::default());
-    let stop_reporter = std::sync::Arc::new(AtomicBool::new(false));
-    let reporter = progress.spawn_reporter(
-        Duration::from_secs(config.progress_interval_s),
-        stop_reporter.clone(),
-    );
+    // Dropping `stop_reporter` wakes and ends the reporter at once.
+    let (stop_reporter, stopped) = crossbeam_channel::bounded::<()>(0);
+    let reporter =
+        progress.spawn_reporter(Duration::from_secs(config.progress_interval_s), stopped);
     let pass = Pass {
         config,
         catalog,
@@ -101,7 +100,7 @@ pub(super) fn sync_to<W: std::io::Write + Send + 'static>(
         let _ = out.final_state();
     }
     drop(out);
-    stop_reporter.store(true, Ordering::Relaxed);
+    drop(stop_reporter);
     if let Some(r) = reporter {
         let _ = r.join();
     }
@@ -373,7 +372,7 @@ impl Pass<'_> {
             .zip(&is_load)
             .zip(&chunking)
             .filter(|((p, load), _)| **load || p.method == Method::Incremental)
-            .map(|((p, _), c)| c.jobs(p, config.chunk_rows))
+            .map(|((p, _), c)| c.jobs(p))
             .fold(0, usize::saturating_add);
         let workers = max_workers.min(jobs_total);
         let (coords, mut conns) = self.connections(server, &loads, workers)?;
@@ -506,10 +505,11 @@ impl Pass<'_> {
                         run.prepare(conn, config.batch.is_some(), self.full_table_pass.start)?;
                     match chunks {
                         Chunking::Recorded(recorded) => Some(recorded),
-                        _ => {
+                        Chunking::ToPlan(chunk_rows) => {
                             let max = run.full.as_ref().and_then(|ft| ft.max_key());
-                            plan_chunks(conn, p, max, config.chunk_rows)?
+                            plan_chunks(conn, p, max, chunk_rows)?
                         }
+                        Chunking::Whole => None,
                     }
                 }
             });

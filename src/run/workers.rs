@@ -70,26 +70,34 @@ impl<'a> StreamRun<'a> {
     }
 }
 
+/// The smallest piece a table below `chunk_rows` is split into for idle workers: below this,
+/// a second connection's query costs about what it saves.
+pub(super) const MIN_SPLIT_ROWS: u64 = 100_000;
+
 /// How a stream's load is split into jobs.
 pub(super) enum Chunking {
     /// One job (not a load, no usable key, or too small to chunk).
     Whole,
     /// The chunks an interrupted run recorded, with whether each is done.
     Recorded(Vec<(ChunkWork, bool)>),
-    /// A big table, chunked inside the snapshot once its greatest key is read there.
-    ToPlan,
+    /// A big table, chunked inside the snapshot once its greatest key is read there, into
+    /// chunks of about this many rows.
+    ToPlan(u64),
 }
 
 impl Chunking {
     /// How each stream's load is split, decided from the bookmarks and the row estimates (no
-    /// query).
+    /// query). A table above `chunk_rows` is split into chunks of `chunk_rows`; when that
+    /// leaves workers without a job, the biggest tables left whole are split further, into
+    /// pieces of at least [`MIN_SPLIT_ROWS`], so every worker has one.
     pub(super) fn decide(
         config: &Config,
         plans: &[StreamPlan],
         bookmarks: &HashMap<String, Bookmark>,
         max_workers: usize,
     ) -> Vec<Chunking> {
-        plans
+        let chunking_on = max_workers > 1 && config.chunk_rows > 0;
+        let mut chunking: Vec<Chunking> = plans
             .iter()
             .map(|p| {
                 let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
@@ -100,25 +108,66 @@ impl Chunking {
                     return Chunking::Recorded(chunks);
                 }
                 let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
-                if max_workers > 1 && config.chunk_rows > 0 && big {
-                    Chunking::ToPlan
+                if chunking_on && big {
+                    Chunking::ToPlan(config.chunk_rows)
                 } else {
                     Chunking::Whole
                 }
             })
-            .collect()
+            .collect();
+        if chunking_on {
+            split_for_idle_workers(plans, bookmarks, &mut chunking, max_workers);
+        }
+        chunking
     }
 
-    /// Jobs it makes (for a table still to chunk: its estimate over `chunk_rows`).
-    pub(super) fn jobs(&self, plan: &StreamPlan, chunk_rows: u64) -> usize {
+    /// Jobs it makes (for a table still to chunk: its estimate over its chunk size).
+    pub(super) fn jobs(&self, plan: &StreamPlan) -> usize {
         match self {
             Chunking::Whole => 1,
             Chunking::Recorded(c) => c.iter().filter(|(_, done)| !done).count().max(1),
-            Chunking::ToPlan => {
+            Chunking::ToPlan(chunk_rows) => {
                 let rows = plan.row_estimate.unwrap_or(0);
-                usize::try_from(rows.div_ceil(chunk_rows.max(1))).map_or(usize::MAX, |n| n.max(1))
+                usize::try_from(rows.div_ceil((*chunk_rows).max(1)))
+                    .map_or(usize::MAX, |n| n.max(1))
             }
         }
+    }
+}
+
+/// Splits the biggest loads left whole while the run has fewer jobs than workers.
+fn split_for_idle_workers(
+    plans: &[StreamPlan],
+    bookmarks: &HashMap<String, Bookmark>,
+    chunking: &mut [Chunking],
+    max_workers: usize,
+) {
+    let is_job = |p: &StreamPlan| {
+        let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
+        full_load(p, &bookmark) || p.method == Method::Incremental
+    };
+    let jobs: usize = plans
+        .iter()
+        .zip(chunking.iter())
+        .filter(|(p, _)| is_job(p))
+        .map(|(p, c)| c.jobs(p))
+        .fold(0, usize::saturating_add);
+    let mut idle = max_workers.saturating_sub(jobs);
+    let mut whole: Vec<usize> = (0..plans.len())
+        .filter(|&i| matches!(chunking[i], Chunking::Whole) && !plans[i].resume_key.is_empty())
+        .filter(|&i| is_job(&plans[i]) && plans[i].method != Method::Incremental)
+        .collect();
+    whole.sort_by_key(|&i| std::cmp::Reverse(plans[i].row_estimate.unwrap_or(0)));
+    for i in whole {
+        let rows = plans[i].row_estimate.unwrap_or(0);
+        let pieces = usize::try_from(rows / MIN_SPLIT_ROWS)
+            .unwrap_or(usize::MAX)
+            .min(idle + 1);
+        if pieces < 2 {
+            break;
+        }
+        chunking[i] = Chunking::ToPlan(rows.div_ceil(pieces as u64));
+        idle -= pieces - 1;
     }
 }
 
@@ -361,4 +410,85 @@ fn announce_chunked(
             .map_or("?".to_string(), |n| n.to_string())
     );
     ft.start(out, Some(chunks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::types::{ColumnKind, IntWidth};
+    use crate::encode::Encoder;
+    use crate::plan::{Method, PlannedColumn};
+
+    fn plan(id: &str, rows: u64, method: Method) -> StreamPlan {
+        StreamPlan {
+            stream_id: id.into(),
+            database: "db".into(),
+            table: id.into(),
+            columns: vec![PlannedColumn {
+                name: "id".into(),
+                kind: ColumnKind::Integer {
+                    width: IntWidth::Big,
+                    unsigned: false,
+                },
+                encoder: Encoder::Number,
+                select_expr: "`id`".into(),
+            }],
+            key_properties: vec!["id".into()],
+            resume_key: vec![0],
+            key_index: None,
+            method,
+            replication_key: None,
+            schema: crate::singer::messages::SchemaJson::from_value(&serde_json::json!({})),
+            row_estimate: Some(rows),
+        }
+    }
+
+    fn decide(chunk_rows: u64, workers: usize, plans: &[StreamPlan]) -> Vec<Option<u64>> {
+        let mut cfg = serde_json::Map::new();
+        cfg.insert("host".into(), "h".into());
+        cfg.insert("user".into(), "u".into());
+        cfg.insert("chunk_rows".into(), chunk_rows.into());
+        let config = Config::from_map(cfg).unwrap();
+        Chunking::decide(&config, plans, &HashMap::new(), workers)
+            .into_iter()
+            .map(|c| match c {
+                Chunking::ToPlan(rows) => Some(rows),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn idle_workers_split_the_biggest_tables_left_whole() {
+        let one = [plan("a", 985_842, Method::FullTable)];
+        // Below chunk_rows, alone on two workers: two pieces.
+        assert_eq!(decide(1_000_000, 2, &one), vec![Some(492_921)]);
+        assert_eq!(decide(1_000_000, 4, &one), vec![Some(246_461)]);
+        // One worker, chunking off, or too small to split: whole.
+        assert_eq!(decide(1_000_000, 1, &one), vec![None]);
+        assert_eq!(decide(0, 2, &one), vec![None]);
+        let small = [plan("a", 150_000, Method::FullTable)];
+        assert_eq!(decide(1_000_000, 2, &small), vec![None]);
+        // Pieces never below MIN_SPLIT_ROWS.
+        let mid = [plan("a", 250_000, Method::FullTable)];
+        assert_eq!(decide(1_000_000, 8, &mid), vec![Some(125_000)]);
+        // Enough jobs already: nothing more is split.
+        let two = [
+            plan("a", 900_000, Method::FullTable),
+            plan("b", 800_000, Method::FullTable),
+        ];
+        assert_eq!(decide(1_000_000, 2, &two), vec![None, None]);
+        // The biggest whole table takes the idle workers; a big one keeps chunk_rows;
+        // INCREMENTAL streams are jobs but never split.
+        let mixed = [
+            plan("inc", 5_000_000, Method::Incremental),
+            plan("big", 3_000_000, Method::FullTable),
+            plan("b", 400_000, Method::FullTable),
+            plan("c", 600_000, Method::FullTable),
+        ];
+        assert_eq!(
+            decide(1_000_000, 8, &mixed),
+            vec![None, Some(1_000_000), None, Some(200_000)]
+        );
+    }
 }

@@ -170,6 +170,12 @@ impl Connector {
         }
     }
 
+    /// Connections are plain TCP or a Unix socket (no TLS, no protocol compression), so a
+    /// result can be read straight from the socket (`source::wire`).
+    pub(crate) fn plain(&self) -> bool {
+        self.opts.get_ssl_opts().is_none() && self.opts.get_compress().is_none()
+    }
+
     /// The server's flavor and version (known after the first successful connection).
     pub(crate) fn server(&self) -> Option<&ServerInfo> {
         self.server.get()

@@ -6,3 +6,4 @@ mod known_hosts;
 pub(crate) mod query;
 pub(crate) mod snapshot;
 mod tunnel;
+pub(crate) mod wire;

@@ -5,13 +5,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 
 use flate2::write::GzEncoder;
-use mysql::Row;
 
 use crate::config::BatchCompression;
-use crate::encode::cell;
 use crate::encode::json::write_str;
 use crate::encode::{encode_cell, ColumnWarnings, Encoder};
 use crate::plan::StreamPlan;
+use crate::source::wire::Cells;
 
 enum Sink {
     Plain(BufWriter<File>),
@@ -59,7 +58,7 @@ impl JsonlFile {
     /// Appends one record line.
     pub(crate) fn append(
         &mut self,
-        row: &Row,
+        row: &impl Cells,
         warnings: &mut [ColumnWarnings],
     ) -> std::io::Result<()> {
         self.line.clear();
@@ -68,7 +67,7 @@ impl JsonlFile {
         }
         for (i, enc) in self.encoders.iter().enumerate() {
             self.line.extend_from_slice(&self.keys[i]);
-            encode_cell(*enc, cell(row, i), &mut self.line, &mut warnings[i]);
+            encode_cell(*enc, row.cell(i), &mut self.line, &mut warnings[i]);
         }
         self.line.extend_from_slice(b"}\n");
         match &mut self.sink {

@@ -22,13 +22,13 @@ pub(crate) mod parquet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use mysql::Row;
 use serde_json::json;
 
 use crate::config::{BatchCompression, BatchConfig, BatchFormat};
 use crate::encode::ColumnWarnings;
 use crate::error::{Error, Result};
 use crate::plan::StreamPlan;
+use crate::source::wire::Cells;
 
 /// Checks the storage root before any query: created if missing, must be writable.
 pub(crate) fn prepare_root(cfg: &BatchConfig) -> Result<()> {
@@ -201,7 +201,11 @@ impl<'a> BatchSink<'a> {
     }
 
     /// Appends one row.
-    pub(crate) fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> Result<()> {
+    pub(crate) fn append(
+        &mut self,
+        row: &impl Cells,
+        warnings: &mut [ColumnWarnings],
+    ) -> Result<()> {
         if self.open.is_none() {
             self.open_file()?;
         }

@@ -16,8 +16,13 @@
 //! | binary and blobs | Binary |
 //!
 //! Rows are buffered in Arrow builders for at most [`ARROW_BATCH_ROWS`] rows, then handed to
-//! the Parquet writer, which closes a row group every [`ROW_GROUP_ROWS`] rows: memory stays
-//! bounded whatever `batch_size` is.
+//! the Parquet writer, which closes a row group every [`ROW_GROUP_ROWS`] rows, or sooner once
+//! the group's buffers hold [`ROW_GROUP_MEMORY`] bytes: memory stays bounded whatever
+//! `batch_size` is and however wide the rows are.
+//!
+//! Dictionary encoding is chosen per column from the file's first batch: a column whose values
+//! there are mostly distinct (keys, timestamps, free text) is written without a dictionary,
+//! which would only cost CPU (building it, then abandoning it) and never shrink the file.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -31,24 +36,29 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_buffer::i256;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use mysql::Row;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::catalog::types::{ColumnKind, IntWidth};
 use crate::config::BatchCompression;
-use crate::encode::cell;
 use crate::encode::temporal::valid_date;
 use crate::encode::ColumnWarnings;
 use crate::error::{Error, Result};
 use crate::plan::StreamPlan;
 use crate::singer::time::days_from_civil;
+use crate::source::wire::Cells;
 
 /// Rows buffered in Arrow builders before they go to the Parquet writer.
 pub(crate) const ARROW_BATCH_ROWS: usize = 8192;
 /// Rows per Parquet row group.
 pub(crate) const ROW_GROUP_ROWS: usize = 65_536;
+/// A row group is closed once its buffered pages take this many bytes.
+const ROW_GROUP_MEMORY: usize = 8 * 1024 * 1024;
+/// A column whose first batch has more than this share of distinct values has no dictionary.
+const DICTIONARY_MAX_DISTINCT: f64 = 0.5;
+/// Rows of the first batch sampled for that share.
+const DICTIONARY_SAMPLE_ROWS: usize = 2048;
 
 enum Col {
     Bool(BooleanBuilder, bool),
@@ -138,7 +148,9 @@ fn builder(kind: &ColumnKind) -> Col {
 
 /// An open Parquet batch file.
 pub(crate) struct ParquetFile {
-    writer: ArrowWriter<File>,
+    /// The file until the first batch; then the writer, made with that batch's properties.
+    writer: Writer,
+    codec: Compression,
     schema: SchemaRef,
     cols: Vec<Col>,
     rows: usize,
@@ -164,18 +176,9 @@ impl ParquetFile {
             BatchCompression::Gzip => Compression::GZIP(GzipLevel::default()),
             BatchCompression::None => Compression::UNCOMPRESSED,
         };
-        let props = WriterProperties::builder()
-            .set_compression(codec)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| {
-            Error::runtime(format!(
-                "stream '{}': cannot start a Parquet file: {e}",
-                plan.stream_id
-            ))
-        })?;
         Ok(ParquetFile {
-            writer,
+            writer: Writer::Pending(Some(file)),
+            codec,
             schema,
             cols: plan.columns.iter().map(|c| builder(&c.kind)).collect(),
             rows: 0,
@@ -184,9 +187,13 @@ impl ParquetFile {
     }
 
     /// Appends one row.
-    pub(crate) fn append(&mut self, row: &Row, warnings: &mut [ColumnWarnings]) -> Result<()> {
+    pub(crate) fn append(
+        &mut self,
+        row: &impl Cells,
+        warnings: &mut [ColumnWarnings],
+    ) -> Result<()> {
         for (i, col) in self.cols.iter_mut().enumerate() {
-            append_cell(col, cell(row, i), &mut warnings[i]);
+            append_cell(col, row.cell(i), &mut warnings[i]);
         }
         self.rows += 1;
         if self.rows >= ARROW_BATCH_ROWS {
@@ -206,26 +213,118 @@ impl ParquetFile {
                 self.stream
             ))
         })?;
-        self.writer.write(&batch).map_err(|e| {
-            Error::runtime(format!(
-                "stream '{}': writing a Parquet file: {e}",
-                self.stream
-            ))
-        })?;
+        let stream = &self.stream;
+        let err = |e: parquet::errors::ParquetError| {
+            Error::runtime(format!("stream '{stream}': writing a Parquet file: {e}"))
+        };
+        let writer = self.writer.open(&batch, self.codec).map_err(err)?;
+        writer.write(&batch).map_err(err)?;
+        if writer.in_progress_size() >= ROW_GROUP_MEMORY {
+            writer.flush().map_err(err)?;
+        }
         self.rows = 0;
         Ok(())
     }
 
     /// Writes the footer; returns the file for syncing.
     pub(crate) fn finish(mut self) -> Result<File> {
+        if matches!(self.writer, Writer::Pending(_)) && self.rows == 0 {
+            // No row at all: a valid file with the schema and no row group.
+            let empty = RecordBatch::new_empty(self.schema.clone());
+            self.writer.open(&empty, self.codec).map_err(|e| {
+                Error::runtime(format!(
+                    "stream '{}': cannot start a Parquet file: {e}",
+                    self.stream
+                ))
+            })?;
+        }
         self.flush()?;
-        self.writer.into_inner().map_err(|e| {
+        let Writer::Open(writer) = self.writer else {
+            return Err(Error::runtime(format!(
+                "stream '{}': a Parquet file that was never started",
+                self.stream
+            )));
+        };
+        writer.into_inner().map_err(|e| {
             Error::runtime(format!(
                 "stream '{}': closing a Parquet file: {e}",
                 self.stream
             ))
         })
     }
+}
+
+/// The Parquet writer of a file, made when its first batch is known.
+enum Writer {
+    Pending(Option<File>),
+    Open(Box<ArrowWriter<File>>),
+}
+
+impl Writer {
+    /// The writer, made from `first` (the file's first batch) when not made yet.
+    fn open(
+        &mut self,
+        first: &RecordBatch,
+        codec: Compression,
+    ) -> parquet::errors::Result<&mut ArrowWriter<File>> {
+        if let Writer::Pending(file) = self {
+            let Some(file) = file.take() else {
+                return Err(parquet::errors::ParquetError::General(
+                    "a Parquet file that failed to start".into(),
+                ));
+            };
+            let mut props = WriterProperties::builder()
+                .set_compression(codec)
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+            for (field, column) in first.schema().fields().iter().zip(first.columns()) {
+                if mostly_distinct(column) {
+                    let path = parquet::schema::types::ColumnPath::from(field.name().as_str());
+                    props = props.set_column_dictionary_enabled(path, false);
+                }
+            }
+            let writer = ArrowWriter::try_new(file, first.schema(), Some(props.build()))?;
+            *self = Writer::Open(Box::new(writer));
+        }
+        match self {
+            Writer::Open(w) => Ok(w),
+            Writer::Pending(_) => Err(parquet::errors::ParquetError::General(
+                "a Parquet file that failed to start".into(),
+            )),
+        }
+    }
+}
+
+/// Whether most non-null values of the first [`DICTIONARY_SAMPLE_ROWS`] rows of `column` are
+/// distinct (compared by their bytes).
+fn mostly_distinct(column: &ArrayRef) -> bool {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    let n = column.len().min(DICTIONARY_SAMPLE_ROWS);
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut values = 0usize;
+    let data = column.to_data();
+    let width = column.data_type().primitive_width();
+    for i in (0..n).filter(|&i| column.is_valid(i)) {
+        values += 1;
+        let bytes: &[u8] = match (column.data_type(), width) {
+            (DataType::Utf8, _) => column.as_string::<i32>().value(i).as_bytes(),
+            (DataType::Binary, _) => column.as_binary::<i32>().value(i),
+            (_, Some(w)) if !matches!(column.data_type(), DataType::Boolean) => {
+                let at = (data.offset() + i) * w;
+                match data
+                    .buffers()
+                    .first()
+                    .and_then(|b| b.as_slice().get(at..at + w))
+                {
+                    Some(b) => b,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+        seen.insert(bytes);
+    }
+    values > 0 && seen.len() as f64 > values as f64 * DICTIONARY_MAX_DISTINCT
 }
 
 fn finish_col(c: &mut Col) -> ArrayRef {
@@ -413,6 +512,28 @@ fn datetime_micros(c: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dictionaries_only_for_repeating_columns() {
+        use arrow_array::{Int64Array, StringArray};
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..5000));
+        let five: ArrayRef = Arc::new(Int64Array::from_iter_values((0..5000).map(|i| i % 5)));
+        let text: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..5000).map(|i| format!("note {i}")),
+        ));
+        let status: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..5000).map(|i| ["new", "paid"][i % 2]),
+        ));
+        let nulls: ArrayRef = Arc::new(StringArray::from(vec![None::<&str>; 10]));
+        assert!(mostly_distinct(&ids));
+        assert!(mostly_distinct(&text));
+        assert!(!mostly_distinct(&five));
+        assert!(!mostly_distinct(&status));
+        assert!(!mostly_distinct(&nulls));
+        // A slice is read at its offset.
+        assert!(!mostly_distinct(&five.slice(7, 3000)));
+        assert!(mostly_distinct(&ids.slice(7, 3000)));
+    }
 
     #[test]
     fn parsing() {
