@@ -328,6 +328,7 @@ impl Pass<'_> {
                     tables: &table_ids,
                     method: config.snapshot_method,
                     lock_timeout_s: config.snapshot_lock_timeout_s,
+                    gtid: loads.iter().any(|p| p.method == Method::LogBased),
                 },
             )?;
             (snap.coords, snap.conns)

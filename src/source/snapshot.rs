@@ -126,6 +126,10 @@ pub(crate) struct SnapshotOptions<'a> {
     pub method: Option<SnapshotMethod>,
     /// Seconds a lock may be waited for.
     pub lock_timeout_s: u64,
+    /// Read the snapshot's GTID position. Only LOG_BASED loads need it, and on MariaDB's
+    /// lock-free method it costs `BINLOG_GTID_POS`, which reads the binlog file up to the
+    /// position (a second or more for a large file).
+    pub gtid: bool,
 }
 
 /// Opens the worker connections and starts one consistent snapshot on all of them.
@@ -167,10 +171,10 @@ pub(crate) fn open(
             continue;
         }
         let attempt = match method {
-            SnapshotMethod::LockFree => lock_free(&mut conns, server),
+            SnapshotMethod::LockFree => lock_free(&mut conns, server, opts.gtid),
             SnapshotMethod::Independent => independent(&mut conns, server),
             SnapshotMethod::Single if server.flavor == Flavor::Mariadb => {
-                lock_free(&mut conns, server)
+                lock_free(&mut conns, server, opts.gtid)
             }
             SnapshotMethod::Single => independent(&mut conns, server),
             _ => with_lock(connector, &mut conns, server, method, opts),
@@ -220,7 +224,7 @@ pub(crate) fn open(
         );
         conns.truncate(1);
         let coords = match server.flavor {
-            Flavor::Mariadb => lock_free(&mut conns, server)?,
+            Flavor::Mariadb => lock_free(&mut conns, server, opts.gtid)?,
             Flavor::Mysql => independent(&mut conns, server)?,
         };
         return Ok(SnapshotSet { conns, coords });
@@ -288,7 +292,7 @@ fn with_lock(
     Ok(coords)
 }
 
-fn lock_free(conns: &mut [Conn], server: &ServerInfo) -> Result<Option<BinlogCoords>> {
+fn lock_free(conns: &mut [Conn], server: &ServerInfo, gtid: bool) -> Result<Option<BinlogCoords>> {
     // BINLOG_GTID_POS gave NULL for this file: scanning it again gives NULL again.
     let mut null_in: Option<String> = None;
     for attempt in 0..LOCK_FREE_ATTEMPTS {
@@ -316,6 +320,15 @@ fn lock_free(conns: &mut [Conn], server: &ServerInfo) -> Result<Option<BinlogCoo
             let at = seen.swap_remove(0);
             if at.0.is_empty() {
                 return Ok(None);
+            }
+            if !gtid {
+                log::debug!("snapshot: GTID position not read (no LOG_BASED load in this run)");
+                return Ok(Some(BinlogCoords {
+                    file: at.0,
+                    position: at.1,
+                    gtid: None,
+                    gtid_source: None,
+                }));
             }
             let readings = snapshot_gtid(&mut conns[0], server, &at, &mut null_in)?;
             let last = attempt + 1 == LOCK_FREE_ATTEMPTS;

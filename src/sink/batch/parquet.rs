@@ -22,7 +22,8 @@
 //!
 //! Dictionary encoding is chosen per column from the file's first batch: a column whose values
 //! there are mostly distinct (keys, timestamps, free text) is written without a dictionary,
-//! which would only cost CPU (building it, then abandoning it) and never shrink the file.
+//! which would only cost CPU (building it, then abandoning it) and never shrink the file; such
+//! a column of integers, dates or timestamps is delta-encoded (`DELTA_BINARY_PACKED`).
 
 use std::fs::File;
 use std::sync::Arc;
@@ -279,7 +280,10 @@ impl Writer {
             for (field, column) in first.schema().fields().iter().zip(first.columns()) {
                 if mostly_distinct(column) {
                     let path = parquet::schema::types::ColumnPath::from(field.name().as_str());
-                    props = props.set_column_dictionary_enabled(path, false);
+                    props = props.set_column_dictionary_enabled(path.clone(), false);
+                    if let Some(encoding) = distinct_encoding(field.data_type()) {
+                        props = props.set_column_encoding(path, encoding);
+                    }
                 }
             }
             let writer = ArrowWriter::try_new(file, first.schema(), Some(props.build()))?;
@@ -291,6 +295,27 @@ impl Writer {
                 "a Parquet file that failed to start".into(),
             )),
         }
+    }
+}
+
+/// The encoding of a column without dictionary: deltas for integers and times (keys and
+/// timestamps mostly grow a little from row to row, so their deltas pack into a few bits and
+/// leave zstd little to do); the writer's default (plain) for the rest, strings included
+/// (their delta encodings gave little here, and fewer readers know them).
+fn distinct_encoding(t: &DataType) -> Option<parquet::basic::Encoding> {
+    use parquet::basic::Encoding;
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Date32
+        | DataType::Timestamp(..) => Some(Encoding::DELTA_BINARY_PACKED),
+        _ => None,
     }
 }
 
@@ -512,6 +537,110 @@ fn datetime_micros(c: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Row3(Vec<Option<Vec<u8>>>);
+
+    impl Cells for Row3 {
+        fn cell(&self, i: usize) -> Option<&[u8]> {
+            self.0.get(i)?.as_deref()
+        }
+    }
+
+    fn column(name: &str, kind: ColumnKind) -> crate::plan::PlannedColumn {
+        crate::plan::PlannedColumn {
+            name: name.into(),
+            encoder: crate::encode::Encoder::Text,
+            select_expr: format!("`{name}`"),
+            kind,
+        }
+    }
+
+    /// A file of 20,000 rows: the key delta-encoded without dictionary, the repeating column
+    /// with one, the free text plain; every value read back.
+    #[test]
+    fn encodings_follow_the_first_batch() {
+        use parquet::basic::Encoding;
+        use parquet::file::reader::FileReader;
+        use parquet::record::RowAccessor;
+        let plan = StreamPlan {
+            stream_id: "db-t".into(),
+            database: "db".into(),
+            table: "t".into(),
+            columns: vec![
+                column(
+                    "id",
+                    ColumnKind::Integer {
+                        width: IntWidth::Big,
+                        unsigned: false,
+                    },
+                ),
+                column("status", ColumnKind::Text { max_chars: None }),
+                column("note", ColumnKind::Text { max_chars: None }),
+            ],
+            key_properties: vec!["id".into()],
+            resume_key: vec![0],
+            key_index: None,
+            method: crate::plan::Method::FullTable,
+            replication_key: None,
+            schema: crate::singer::messages::SchemaJson::from_value(&serde_json::json!({})),
+            row_estimate: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        let file = File::create(&path).unwrap();
+        let mut pq = ParquetFile::new(file, &plan, BatchCompression::Zstd).unwrap();
+        let mut w = vec![ColumnWarnings::default(); 3];
+        for i in 0..20_000i64 {
+            let row = Row3(vec![
+                Some(i.to_string().into_bytes()),
+                Some(["new", "paid", "shipped"][(i % 3) as usize].into()),
+                (i % 7 != 0).then(|| format!("note {i} of many").into_bytes()),
+            ]);
+            pq.append(&row, &mut w).unwrap();
+        }
+        pq.finish().unwrap();
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(meta.file_metadata().num_rows(), 20_000);
+        let encodings = |c: usize| meta.row_group(0).column(c).encodings().collect::<Vec<_>>();
+        assert!(
+            encodings(0).contains(&Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            encodings(0)
+        );
+        assert!(!encodings(0).contains(&Encoding::RLE_DICTIONARY));
+        assert!(
+            encodings(1).contains(&Encoding::RLE_DICTIONARY),
+            "{:?}",
+            encodings(1)
+        );
+        assert!(
+            encodings(2).contains(&Encoding::PLAIN),
+            "{:?}",
+            encodings(2)
+        );
+        assert!(!encodings(2).contains(&Encoding::RLE_DICTIONARY));
+        let rows: Vec<_> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(rows.len(), 20_000);
+        for (i, r) in rows.iter().enumerate().step_by(997) {
+            let i = i as i64;
+            assert_eq!(r.get_long(0).unwrap(), i);
+            assert_eq!(
+                r.get_string(1).unwrap(),
+                ["new", "paid", "shipped"][(i % 3) as usize]
+            );
+            if i % 7 == 0 {
+                assert!(r.get_string(2).is_err(), "row {i}: null");
+            } else {
+                assert_eq!(r.get_string(2).unwrap(), &format!("note {i} of many"));
+            }
+        }
+    }
 
     #[test]
     fn dictionaries_only_for_repeating_columns() {
