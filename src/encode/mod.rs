@@ -185,7 +185,7 @@ pub fn encode_cell(
             out.push(b'"');
         }
         Encoder::Json => {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok() {
+            if json::is_valid(b) {
                 let start = out.len();
                 out.extend_from_slice(b);
                 for c in &mut out[start..] {

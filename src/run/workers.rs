@@ -74,6 +74,9 @@ impl<'a> StreamRun<'a> {
 /// a second connection's query costs about what it saves.
 pub(super) const MIN_SPLIT_ROWS: u64 = 100_000;
 
+/// Chunks per worker when a table is split for idle workers.
+const CHUNKS_PER_WORKER: u64 = 4;
+
 /// How a stream's load is split into jobs.
 pub(super) enum Chunking {
     /// One job (not a load, no usable key, or too small to chunk).
@@ -89,7 +92,8 @@ impl Chunking {
     /// How each stream's load is split, decided from the bookmarks and the row estimates (no
     /// query). A table above `chunk_rows` is split into chunks of `chunk_rows`; when that
     /// leaves workers without a job, the biggest tables left whole are split further, into
-    /// pieces of at least [`MIN_SPLIT_ROWS`], so every worker has one.
+    /// pieces of at least [`MIN_SPLIT_ROWS`], so every worker has one (each piece planned as
+    /// a few chunks, for balance).
     pub(super) fn decide(
         config: &Config,
         plans: &[StreamPlan],
@@ -166,7 +170,10 @@ fn split_for_idle_workers(
         if pieces < 2 {
             break;
         }
-        chunking[i] = Chunking::ToPlan(rows.div_ceil(pieces as u64));
+        // Four chunks per worker fed: chunks are planned from estimates, so a worker that
+        // drew short ones takes another instead of waiting for the last long one to end.
+        let chunk = rows.div_ceil(pieces as u64 * CHUNKS_PER_WORKER);
+        chunking[i] = Chunking::ToPlan(chunk.max(MIN_SPLIT_ROWS / CHUNKS_PER_WORKER));
         idle -= pieces - 1;
     }
 }
@@ -462,8 +469,9 @@ mod tests {
     fn idle_workers_split_the_biggest_tables_left_whole() {
         let one = [plan("a", 985_842, Method::FullTable)];
         // Below chunk_rows, alone on two workers: two pieces.
-        assert_eq!(decide(1_000_000, 2, &one), vec![Some(492_921)]);
-        assert_eq!(decide(1_000_000, 4, &one), vec![Some(246_461)]);
+        // Two workers fed, four chunks each.
+        assert_eq!(decide(1_000_000, 2, &one), vec![Some(123_231)]);
+        assert_eq!(decide(1_000_000, 4, &one), vec![Some(61_616)]);
         // One worker, chunking off, or too small to split: whole.
         assert_eq!(decide(1_000_000, 1, &one), vec![None]);
         assert_eq!(decide(0, 2, &one), vec![None]);
@@ -471,7 +479,7 @@ mod tests {
         assert_eq!(decide(1_000_000, 2, &small), vec![None]);
         // Pieces never below MIN_SPLIT_ROWS.
         let mid = [plan("a", 250_000, Method::FullTable)];
-        assert_eq!(decide(1_000_000, 8, &mid), vec![Some(125_000)]);
+        assert_eq!(decide(1_000_000, 8, &mid), vec![Some(31_250)]);
         // Enough jobs already: nothing more is split.
         let two = [
             plan("a", 900_000, Method::FullTable),
@@ -488,7 +496,7 @@ mod tests {
         ];
         assert_eq!(
             decide(1_000_000, 8, &mixed),
-            vec![None, Some(1_000_000), None, Some(200_000)]
+            vec![None, Some(1_000_000), None, Some(50_000)]
         );
     }
 }
