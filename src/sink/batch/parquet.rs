@@ -378,6 +378,35 @@ fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or("")
 }
 
+/// An integer cell as MySQL prints it (ZEROFILL zeros allowed) as `T`; None when it is not
+/// an integer or does not fit. Parsed from the bytes: no UTF-8 check, no `str` parse.
+#[inline]
+fn int_cell<T: TryFrom<i128>>(c: &[u8]) -> Option<T> {
+    let (neg, digits) = match c.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, c),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if neg && T::try_from(-1).is_err() {
+        // An unsigned type takes no sign, not even on zero (as `str::parse`).
+        return None;
+    }
+    let first = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len());
+    let digits = &digits[first..];
+    if digits.len() > 38 {
+        return None;
+    }
+    let v = digits
+        .iter()
+        .fold(0i128, |acc, &d| acc * 10 + i128::from(d - b'0'));
+    T::try_from(if neg { -v } else { v }).ok()
+}
+
 /// Digits without ZEROFILL padding.
 fn unpad(b: &[u8]) -> &str {
     let s = text(b);
@@ -414,14 +443,14 @@ fn append_cell(col: &mut Col, cell: Option<&[u8]>, warn: &mut ColumnWarnings) {
             Some(c) if *from_bits => b.append_value(c.iter().any(|&x| x != 0)),
             Some(c) => b.append_value(!c.iter().all(|&x| x == b'0' || x == b'-')),
         },
-        Col::I8(b) => int!(b, i8),
-        Col::I16(b) => int!(b, i16),
-        Col::I32(b) => int!(b, i32),
-        Col::I64(b) => int!(b, i64),
-        Col::U8(b) => int!(b, u8),
-        Col::U16(b) => int!(b, u16),
-        Col::U32(b) => int!(b, u32),
-        Col::U64(b) => int!(b, u64),
+        Col::I8(b) => b.append_option(cell.and_then(int_cell)),
+        Col::I16(b) => b.append_option(cell.and_then(int_cell)),
+        Col::I32(b) => b.append_option(cell.and_then(int_cell)),
+        Col::I64(b) => b.append_option(cell.and_then(int_cell)),
+        Col::U8(b) => b.append_option(cell.and_then(int_cell)),
+        Col::U16(b) => b.append_option(cell.and_then(int_cell)),
+        Col::U32(b) => b.append_option(cell.and_then(int_cell)),
+        Col::U64(b) => b.append_option(cell.and_then(int_cell)),
         Col::Bits(b) => match cell {
             None => b.append_null(),
             Some(c) => b.append_value(c.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
@@ -677,6 +706,39 @@ mod tests {
         assert_eq!(datetime_micros(b"1970-01-01 00:00:01.5"), Some(1_500_000));
         assert_eq!(datetime_micros(b"0000-00-00 00:00:00"), None);
         assert_eq!(date_days(b"1970-01-02"), 1);
+        // Integers from their bytes, as `str::parse` reads MySQL's text.
+        for t in [
+            "0",
+            "-0",
+            "42",
+            "0042",
+            "-42",
+            "127",
+            "128",
+            "-128",
+            "-129",
+            "255",
+            "256",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "0000000000000000000000000000000000000000007",
+            "",
+            "-",
+            "1.5",
+            "abc",
+            "1e3",
+            " 1",
+            "99999999999999999999999999999999999999999",
+        ] {
+            let b = t.as_bytes();
+            assert_eq!(int_cell::<i8>(b), unpad(b).parse::<i8>().ok(), "{t}");
+            assert_eq!(int_cell::<u8>(b), unpad(b).parse::<u8>().ok(), "{t}");
+            assert_eq!(int_cell::<i64>(b), unpad(b).parse::<i64>().ok(), "{t}");
+            assert_eq!(int_cell::<u64>(b), unpad(b).parse::<u64>().ok(), "{t}");
+        }
         assert_eq!(unpad(b"0042"), "42");
         assert_eq!(unpad(b"0000"), "0");
         assert_eq!(unpad(b"0.5"), "0.5");
