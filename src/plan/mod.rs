@@ -95,6 +95,24 @@ pub(crate) struct StreamPlan {
 }
 
 impl StreamPlan {
+    /// A FULL_TABLE plan of `db`.`id` keyed by its first column, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, columns: Vec<PlannedColumn>, rows: Option<u64>) -> StreamPlan {
+        StreamPlan {
+            stream_id: format!("db-{id}"),
+            database: "db".into(),
+            table: id.into(),
+            key_properties: vec![columns[0].name.clone()],
+            columns,
+            resume_key: vec![0],
+            key_index: None,
+            method: Method::FullTable,
+            replication_key: None,
+            schema: crate::singer::messages::SchemaJson::from_value(&serde_json::json!({})),
+            row_estimate: rows,
+        }
+    }
+
     /// The replication key's column name.
     pub(crate) fn replication_key_name(&self) -> Option<&str> {
         self.replication_key.map(|i| self.columns[i].name.as_str())

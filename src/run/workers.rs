@@ -427,26 +427,18 @@ mod tests {
     use crate::plan::{Method, PlannedColumn};
 
     fn plan(id: &str, rows: u64, method: Method) -> StreamPlan {
+        let id_column = PlannedColumn {
+            name: "id".into(),
+            kind: ColumnKind::Integer {
+                width: IntWidth::Big,
+                unsigned: false,
+            },
+            encoder: Encoder::Number,
+            select_expr: "`id`".into(),
+        };
         StreamPlan {
-            stream_id: id.into(),
-            database: "db".into(),
-            table: id.into(),
-            columns: vec![PlannedColumn {
-                name: "id".into(),
-                kind: ColumnKind::Integer {
-                    width: IntWidth::Big,
-                    unsigned: false,
-                },
-                encoder: Encoder::Number,
-                select_expr: "`id`".into(),
-            }],
-            key_properties: vec!["id".into()],
-            resume_key: vec![0],
-            key_index: None,
             method,
-            replication_key: None,
-            schema: crate::singer::messages::SchemaJson::from_value(&serde_json::json!({})),
-            row_estimate: Some(rows),
+            ..StreamPlan::for_test(id, vec![id_column], Some(rows))
         }
     }
 

@@ -347,30 +347,19 @@ mod tests {
     use super::*;
     use crate::catalog::types::ColumnKind;
     use crate::encode::Encoder;
-    use crate::plan::{Method, PlannedColumn};
+    use crate::plan::PlannedColumn;
 
     fn plan() -> StreamPlan {
-        StreamPlan {
-            stream_id: "db-t".into(),
-            database: "db".into(),
-            table: "t".into(),
-            columns: vec![PlannedColumn {
-                name: "id".into(),
-                kind: ColumnKind::Integer {
-                    width: crate::catalog::types::IntWidth::Int,
-                    unsigned: false,
-                },
-                encoder: Encoder::Number,
-                select_expr: "`id`".into(),
-            }],
-            key_properties: vec!["id".into()],
-            resume_key: vec![0],
-            key_index: None,
-            method: Method::FullTable,
-            replication_key: None,
-            schema: crate::singer::messages::SchemaJson::from_value(&serde_json::json!({})),
-            row_estimate: None,
-        }
+        let id = PlannedColumn {
+            name: "id".into(),
+            kind: ColumnKind::Integer {
+                width: crate::catalog::types::IntWidth::Int,
+                unsigned: false,
+            },
+            encoder: Encoder::Number,
+            select_expr: "`id`".into(),
+        };
+        StreamPlan::for_test("t", vec![id], None)
     }
 
     fn config(root: &Path, format: BatchFormat, compression: BatchCompression) -> BatchConfig {

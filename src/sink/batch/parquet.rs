@@ -591,11 +591,9 @@ mod tests {
         use parquet::basic::Encoding;
         use parquet::file::reader::FileReader;
         use parquet::record::RowAccessor;
-        let plan = StreamPlan {
-            stream_id: "db-t".into(),
-            database: "db".into(),
-            table: "t".into(),
-            columns: vec![
+        let plan = StreamPlan::for_test(
+            "t",
+            vec![
                 column(
                     "id",
                     ColumnKind::Integer {
@@ -606,14 +604,8 @@ mod tests {
                 column("status", ColumnKind::Text { max_chars: None }),
                 column("note", ColumnKind::Text { max_chars: None }),
             ],
-            key_properties: vec!["id".into()],
-            resume_key: vec![0],
-            key_index: None,
-            method: crate::plan::Method::FullTable,
-            replication_key: None,
-            schema: crate::singer::messages::SchemaJson::from_value(&serde_json::json!({})),
-            row_estimate: None,
-        };
+            None,
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.parquet");
         let file = File::create(&path).unwrap();
