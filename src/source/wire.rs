@@ -670,6 +670,64 @@ mod tests {
         }
     }
 
+    /// A reader dropped before the end of its result shuts the socket: the peer sees the
+    /// connection end, so the driver can never read the rest as the reply to a later command.
+    #[test]
+    fn a_reader_dropped_early_shuts_the_socket() {
+        let (client, mut server) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut seq = 1u8;
+        let mut reply = packet(&mut seq, &[2]);
+        reply.extend(packet(&mut seq, b"id"));
+        reply.extend(packet(&mut seq, b"v"));
+        reply.extend(packet(&mut seq, &[0xfe, 0, 0, 2, 0]));
+        for i in 0..3 {
+            reply.extend(packet(&mut seq, &row(i, Some(b"x"))));
+        }
+        let mut query = [0u8; 13];
+        let sock = TcpStream::from(std::os::fd::OwnedFd::from(client.try_clone().unwrap()));
+        let writer = std::thread::spawn(move || {
+            server.read_exact(&mut query).unwrap();
+            server.write_all(&reply).unwrap();
+            server
+        });
+        let mut r = WireRows::start(sock, "SELECT 1", READ_BUFFER).unwrap();
+        assert!(r.next_row().unwrap().is_some());
+        drop(r);
+        let mut server = writer.join().unwrap();
+        // Without the shutdown these reads would wait: fail instead.
+        let limit = Some(std::time::Duration::from_secs(10));
+        server.set_read_timeout(limit).unwrap();
+        client.set_read_timeout(limit).unwrap();
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "the peer sees the end of the connection");
+        // The driver's own descriptor (here `client`) is shut too.
+        let mut buf = [0u8; 1];
+        assert_eq!((&client).read(&mut buf).unwrap(), 0);
+        // A reader that read its whole result leaves the socket open.
+        let (client, mut server) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut seq = 1u8;
+        let mut reply = packet(&mut seq, &[1]);
+        reply.extend(packet(&mut seq, b"id"));
+        reply.extend(packet(&mut seq, &[0xfe, 0, 0, 2, 0]));
+        reply.extend(packet(&mut seq, &[0xfe, 0, 0, 2, 0]));
+        let writer = std::thread::spawn(move || {
+            let mut query = [0u8; 13];
+            server.read_exact(&mut query).unwrap();
+            server.write_all(&reply).unwrap();
+            server
+        });
+        let sock = TcpStream::from(std::os::fd::OwnedFd::from(client.try_clone().unwrap()));
+        let mut r = WireRows::start(sock, "SELECT 1", READ_BUFFER).unwrap();
+        assert!(r.next_row().unwrap().is_none());
+        drop(r);
+        let mut server = writer.join().unwrap();
+        server.write_all(b"still open").unwrap();
+        let mut buf = [0u8; 10];
+        (&client).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"still open");
+    }
+
     #[test]
     fn rows_of_sixteen_mib_and_more_span_packets() {
         // Payloads just below, at and above 0xffffff bytes (at: a full packet, then an empty
