@@ -132,7 +132,8 @@ impl<'c> Rows<'c> {
     /// Sends `sql` on `conn` and reads its result header. `wire`: the connection is plain TCP
     /// or a Unix socket, so the result can be read from the socket.
     pub(crate) fn query(conn: &'c mut Conn, sql: &str, wire: bool) -> mysql::Result<Rows<'c>> {
-        if wire && sql.len() < MAX_PAYLOAD {
+        // The query must fit one packet (its payload is the command byte and the text).
+        if wire && sql.len() + 1 < MAX_PAYLOAD {
             return Ok(Rows::Wire(WireRows::query(conn, sql)?));
         }
         Ok(Rows::Driver(conn.query_iter(sql)?, None))
@@ -265,11 +266,11 @@ impl WireRows {
         let payload = payload(&self.buf, &self.big, s, e);
         match payload.first().copied() {
             Some(0xfe) if payload.len() < MAX_PAYLOAD => {
-                self.done = true;
-                let status = terminator_status(payload);
-                if status & MORE_RESULTS != 0 {
+                if terminator_status(payload) & MORE_RESULTS != 0 {
+                    // More results follow, unread: not done, so dropping shuts the socket.
                     return Err(malformed("a second result set"));
                 }
+                self.done = true;
                 return Ok(None);
             }
             Some(0xff) => {
@@ -341,7 +342,7 @@ impl WireRows {
         let h = &self.buf[self.pos..self.pos + 4];
         let len = u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize;
         if h[3] != self.seq {
-            self.done = true;
+            // Out of step with the server: `done` stays false, so dropping shuts the socket.
             return Err(malformed("packet sequence"));
         }
         self.seq = self.seq.wrapping_add(1);
@@ -605,14 +606,8 @@ mod tests {
         p
     }
 
-    /// A server answering one query with `rows` (after column definitions and an EOF), then
-    /// an EOF; the reader reads it through a buffer of `buffer` bytes. Returns every row read
-    /// and the last row as `last_row` gives it.
-    /// Every row read, as its cells (None is NULL).
-    type ReadRows = Vec<Vec<Option<Vec<u8>>>>;
-
-    fn serve(rows: &[Vec<u8>], buffer: usize) -> (ReadRows, Option<OwnedRow>) {
-        let (client, mut server) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// A result of two columns: its header, `rows`, and a terminator with `status` unless None.
+    fn result(rows: &[Vec<u8>], status: Option<u16>) -> Vec<u8> {
         let mut seq = 1u8;
         let mut reply = packet(&mut seq, &[2]);
         reply.extend(packet(&mut seq, b"column definition id"));
@@ -621,14 +616,41 @@ mod tests {
         for r in rows {
             reply.extend(packet(&mut seq, r));
         }
-        reply.extend(packet(&mut seq, &[0xfe, 0, 0, 2, 0]));
+        if let Some(status) = status {
+            let [lo, hi] = status.to_le_bytes();
+            reply.extend(packet(&mut seq, &[0xfe, 0, 0, lo, hi]));
+        }
+        reply
+    }
+
+    /// A peer that reads the query `SELECT 1` and answers `reply`; the reader's socket (a
+    /// duplicate of the returned client end) and the peer's thread, which returns its end.
+    fn peer(
+        reply: Vec<u8>,
+    ) -> (
+        TcpStream,
+        std::os::unix::net::UnixStream,
+        std::thread::JoinHandle<std::os::unix::net::UnixStream>,
+    ) {
+        let (client, mut server) = std::os::unix::net::UnixStream::pair().unwrap();
         let writer = std::thread::spawn(move || {
             let mut query = [0u8; 13];
             server.read_exact(&mut query).unwrap();
             assert_eq!(&query, b"\x09\0\0\0\x03SELECT 1");
             server.write_all(&reply).unwrap();
+            server
         });
-        let sock = TcpStream::from(std::os::fd::OwnedFd::from(client));
+        let sock = TcpStream::from(std::os::fd::OwnedFd::from(client.try_clone().unwrap()));
+        (sock, client, writer)
+    }
+
+    /// Every row read, as its cells (None is NULL).
+    type ReadRows = Vec<Vec<Option<Vec<u8>>>>;
+
+    /// A peer answering one query with `rows`; the reader reads them through a buffer of
+    /// `buffer` bytes. Returns every row read and the last row as `last_row` gives it.
+    fn serve(rows: &[Vec<u8>], buffer: usize) -> (ReadRows, Option<OwnedRow>) {
+        let (sock, _client, writer) = peer(result(rows, Some(2)));
         let mut r = WireRows::start(sock, "SELECT 1", buffer).unwrap();
         let mut got = Vec::new();
         while let Some(row) = r.next_row().unwrap() {
@@ -670,56 +692,61 @@ mod tests {
         }
     }
 
-    /// A reader dropped before the end of its result shuts the socket: the peer sees the
-    /// connection end, so the driver can never read the rest as the reply to a later command.
-    #[test]
-    fn a_reader_dropped_early_shuts_the_socket() {
-        let (client, mut server) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut seq = 1u8;
-        let mut reply = packet(&mut seq, &[2]);
-        reply.extend(packet(&mut seq, b"id"));
-        reply.extend(packet(&mut seq, b"v"));
-        reply.extend(packet(&mut seq, &[0xfe, 0, 0, 2, 0]));
-        for i in 0..3 {
-            reply.extend(packet(&mut seq, &row(i, Some(b"x"))));
-        }
-        let mut query = [0u8; 13];
-        let sock = TcpStream::from(std::os::fd::OwnedFd::from(client.try_clone().unwrap()));
-        let writer = std::thread::spawn(move || {
-            server.read_exact(&mut query).unwrap();
-            server.write_all(&reply).unwrap();
-            server
-        });
-        let mut r = WireRows::start(sock, "SELECT 1", READ_BUFFER).unwrap();
-        assert!(r.next_row().unwrap().is_some());
-        drop(r);
+    /// Whether the reader's socket was shut: the peer and the driver's own descriptor (`client`)
+    /// both see the end of the connection. Without a shutdown these reads would wait: they time
+    /// out and fail instead.
+    fn was_shut(
+        client: &std::os::unix::net::UnixStream,
+        writer: std::thread::JoinHandle<std::os::unix::net::UnixStream>,
+    ) -> bool {
         let mut server = writer.join().unwrap();
-        // Without the shutdown these reads would wait: fail instead.
         let limit = Some(std::time::Duration::from_secs(10));
         server.set_read_timeout(limit).unwrap();
         client.set_read_timeout(limit).unwrap();
         let mut rest = Vec::new();
         server.read_to_end(&mut rest).unwrap();
-        assert!(rest.is_empty(), "the peer sees the end of the connection");
-        // The driver's own descriptor (here `client`) is shut too.
         let mut buf = [0u8; 1];
-        assert_eq!((&client).read(&mut buf).unwrap(), 0);
-        // A reader that read its whole result leaves the socket open.
-        let (client, mut server) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut seq = 1u8;
-        let mut reply = packet(&mut seq, &[1]);
-        reply.extend(packet(&mut seq, b"id"));
-        reply.extend(packet(&mut seq, &[0xfe, 0, 0, 2, 0]));
-        reply.extend(packet(&mut seq, &[0xfe, 0, 0, 2, 0]));
-        let writer = std::thread::spawn(move || {
-            let mut query = [0u8; 13];
-            server.read_exact(&mut query).unwrap();
-            server.write_all(&reply).unwrap();
-            server
-        });
-        let sock = TcpStream::from(std::os::fd::OwnedFd::from(client.try_clone().unwrap()));
+        rest.is_empty() && (&*client).read(&mut buf).unwrap() == 0
+    }
+
+    /// A reader dropped before the end of its result, or stopped by a result it cannot follow,
+    /// shuts the socket, so the driver can never read the rest as the reply to a later command;
+    /// one that read its whole result leaves the socket open.
+    #[test]
+    fn a_reader_stopped_before_the_end_shuts_the_socket() {
+        let rows: Vec<Vec<u8>> = (0..3).map(|i| row(i, Some(b"x"))).collect();
+        // Dropped after one row.
+        let (sock, client, writer) = peer(result(&rows, Some(2)));
         let mut r = WireRows::start(sock, "SELECT 1", READ_BUFFER).unwrap();
-        assert!(r.next_row().unwrap().is_none());
+        assert!(r.next_row().unwrap().is_some());
+        drop(r);
+        assert!(was_shut(&client, writer));
+        // A second result set follows (SERVER_MORE_RESULTS_EXISTS): an error, then shut.
+        let (sock, client, writer) = peer(result(&rows, Some(2 | MORE_RESULTS)));
+        let mut r = WireRows::start(sock, "SELECT 1", READ_BUFFER).unwrap();
+        while let Ok(Some(_)) = r.next_row() {}
+        drop(r);
+        assert!(was_shut(&client, writer));
+        // A packet out of sequence: an error, then shut.
+        let mut reply = result(&rows, None);
+        let mut seq = 9u8;
+        reply.extend(packet(&mut seq, &row(3, Some(b"x"))));
+        let (sock, client, writer) = peer(reply);
+        let mut r = WireRows::start(sock, "SELECT 1", READ_BUFFER).unwrap();
+        let e = loop {
+            match r.next_row() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the bad packet was taken for the end"),
+                Err(e) => break e,
+            }
+        };
+        assert!(e.to_string().contains("packet sequence"), "{e}");
+        drop(r);
+        assert!(was_shut(&client, writer));
+        // The whole result read: the socket stays open.
+        let (sock, client, writer) = peer(result(&rows, Some(2)));
+        let mut r = WireRows::start(sock, "SELECT 1", READ_BUFFER).unwrap();
+        while r.next_row().unwrap().is_some() {}
         drop(r);
         let mut server = writer.join().unwrap();
         server.write_all(b"still open").unwrap();

@@ -27,15 +27,24 @@ impl GeneralLog {
         }
     }
 
-    /// Statements logged for `user`.
-    fn statements(user: &str) -> Vec<String> {
+    /// Every command logged for `user` (prepared statements included), with its type.
+    fn all_statements(user: &str) -> Vec<(String, String)> {
         root_conn()
             .exec_map(
-                "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE user_host LIKE ? AND command_type = 'Query'",
+                "SELECT command_type, CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE user_host LIKE ?",
                 (format!("{user}[{user}]%"),),
-                |a: String| a,
+                |row: (String, String)| row,
             )
             .unwrap()
+    }
+
+    /// Statements (`Query` commands) logged for `user`.
+    fn statements(user: &str) -> Vec<String> {
+        GeneralLog::all_statements(user)
+            .into_iter()
+            .filter(|(kind, _)| kind == "Query")
+            .map(|(_, a)| a)
+            .collect()
     }
 }
 
@@ -120,6 +129,27 @@ fn runs_that_need_no_snapshot_take_no_lock_and_loads_are_lock_free_first() {
         "the general log holds the tap's statements: {logged:?}"
     );
     assert_eq!(lock_statements("guest1"), Vec::<String>::new());
+    // A FULL_TABLE load asks no GTID position: `BINLOG_GTID_POS` reads the binlog file up to
+    // the snapshot's position, and only LOG_BASED loads need it (the first run asked it).
+    all_privileges("guest3");
+    let mut full = only_l.clone();
+    select_all(&mut full, &[(&format!("{db}-l"), "FULL_TABLE", None)]);
+    let ft = sync(&as_user(config_for(&db), "guest3"), Some(&full), None);
+    assert_eq!(ft.records(&format!("{db}-l")).len(), 3);
+    let line = ft.stderr.lines().find(|l| l.contains("share one snapshot"));
+    assert!(
+        line.is_some_and(|l| l.contains("binlog.") && !l.contains("GTID")),
+        "{}",
+        ft.stderr
+    );
+    let gtid_reads = |user: &str| {
+        GeneralLog::all_statements(user)
+            .iter()
+            .filter(|(_, s)| s.contains("BINLOG_GTID_POS"))
+            .count()
+    };
+    assert!(gtid_reads("guest1") > 0, "the LOG_BASED load read its GTID");
+    assert_eq!(gtid_reads("guest3"), 0);
     // The check sees a lock when one is taken (a forced global lock, as another user).
     all_privileges("guest2");
     let mut forced = as_user(config_for(&db), "guest2");

@@ -429,14 +429,6 @@ fn unpad(b: &[u8]) -> &str {
 }
 
 fn append_cell(col: &mut Col, cell: Option<&[u8]>, warn: &mut ColumnWarnings) {
-    macro_rules! int {
-        ($b:expr, $t:ty) => {
-            match cell.and_then(|c| unpad(c).parse::<$t>().ok()) {
-                Some(v) => $b.append_value(v),
-                None => $b.append_null(),
-            }
-        };
-    }
     match col {
         Col::Bool(b, from_bits) => match cell {
             None => b.append_null(),
@@ -466,8 +458,8 @@ fn append_cell(col: &mut Col, cell: Option<&[u8]>, warn: &mut ColumnWarnings) {
             Some(v) => b.append_value(v),
             None => b.append_null(),
         },
-        Col::F32(b) => int!(b, f32),
-        Col::F64(b) => int!(b, f64),
+        Col::F32(b) => b.append_option(cell.and_then(|c| unpad(c).parse().ok())),
+        Col::F64(b) => b.append_option(cell.and_then(|c| unpad(c).parse().ok())),
         Col::Date(b) => match cell {
             Some(c) if valid_date(c) => b.append_value(date_days(c) as i32),
             Some(_) => {
