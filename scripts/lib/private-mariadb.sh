@@ -76,7 +76,13 @@ private_mariadb_start() {
   PRIVATE_CLIENT=$client
   local user_opt=()
   [ "$(id -u)" = 0 ] && user_opt=(--user=root)
-  "$install" --no-defaults --datadir="$work/data" --auth-root-authentication-method=normal \
+  # Its own tmpdir: a starting mariadbd (the bootstrap of mariadb-install-db too) deletes every
+  # `#sql*` file in its tmpdir, and with a shared /tmp those are another running server's
+  # internal temporary tables. That server then crashes (signal 11 in ha_maria::drop_table)
+  # at the end of its next information_schema query.
+  mkdir -p "$work/tmp"
+  "$install" --no-defaults --datadir="$work/data" --tmpdir="$work/tmp" \
+    --auth-root-authentication-method=normal \
     --skip-test-db "${user_opt[@]}" >"$work/install.log" 2>&1 \
     || { echo "mariadb-install-db failed:" >&2; cat "$work/install.log" >&2; return 1; }
   PRIVATE_SOCKET="$work/mysqld.sock"
@@ -94,7 +100,7 @@ private_mariadb_start() {
   # Another process can take the port between the check and the bind: then try another one.
   for attempt in 1 2 3; do
     PRIVATE_PORT=$(_private_mariadb_port) || { echo "no free port found" >&2; return 1; }
-    "$mariadbd" --no-defaults --datadir="$work/data" --socket="$PRIVATE_SOCKET" \
+    "$mariadbd" --no-defaults --datadir="$work/data" --tmpdir="$work/tmp" --socket="$PRIVATE_SOCKET" \
       --port="$PRIVATE_PORT" --pid-file="$work/mysqld.pid" --log-error="$work/error.log" \
       --log-bin="$work/binlog" "${private_mariadb_flags[@]}" "${user_opt[@]}" "$@" \
       </dev/null >>"$work/startup.log" 2>&1 &

@@ -15,6 +15,7 @@ mod cli_errors;
 mod discover;
 mod faults;
 mod guest;
+mod harness;
 mod hostile;
 mod many_streams;
 mod model_target;

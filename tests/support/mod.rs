@@ -34,6 +34,10 @@ pub struct Server {
     pub socket: PathBuf,
     /// Data directory root (temp).
     pub dir: PathBuf,
+    /// The server's process id.
+    pub pid: u32,
+    /// Its error log.
+    pub error_log: PathBuf,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
@@ -48,7 +52,62 @@ pub fn server() -> &'static Server {
 }
 
 fn start() -> Result<Server, String> {
-    start_with(&[])
+    let server = start_with(&[])?;
+    report_a_dead_server_on_panic();
+    Ok(server)
+}
+
+/// How many panics have reported the shared server's death in full.
+static DEATH_REPORTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Adds to every panic, once the shared server has died, that it died and how its error log
+/// ends: otherwise a crash of the server reads as dozens of unrelated test failures.
+fn report_a_dead_server_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        if let Some(Ok(s)) = SERVER.get() {
+            if !s.alive() {
+                if DEATH_REPORTS.fetch_add(1, Ordering::SeqCst) < 2 {
+                    eprintln!("{}", s.death_report());
+                } else {
+                    eprintln!(
+                        "the shared test server (pid {}) is gone: see the first failure's report",
+                        s.pid
+                    );
+                }
+            }
+        }
+    }));
+}
+
+impl Server {
+    /// Whether the server process still runs (it is not our child: /proc tells).
+    pub fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .map(|stat| {
+                // "pid (comm) STATE ...": a zombie is dead too.
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next());
+                state != Some("Z")
+            })
+            .unwrap_or(false)
+    }
+
+    /// That the server is gone, and the last 40 lines of its error log.
+    pub fn death_report(&self) -> String {
+        let log = std::fs::read_to_string(&self.error_log)
+            .unwrap_or_else(|e| format!("(unreadable: {e})"));
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "THE TEST SERVER (pid {}, {}) IS GONE; the end of its error log {}:\n{tail}",
+            self.pid,
+            self.dir.display(),
+            self.error_log.display()
+        )
+    }
 }
 
 /// The project's one server launcher; the demo and every script start their server with it too.
@@ -94,6 +153,10 @@ pub fn start_with(extra: &[String]) -> Result<Server, String> {
         .parse()
         .map_err(|e| format!("{LAUNCHER} printed a bad port: {e}"))?;
     let socket = PathBuf::from(value("socket")?);
+    let pid = value("pid")?
+        .parse()
+        .map_err(|e| format!("{LAUNCHER} printed a bad pid: {e}"))?;
+    let error_log = PathBuf::from(value("error_log")?);
     let opts = OptsBuilder::new()
         .socket(Some(socket.to_string_lossy().to_string()))
         .user(Some("root"));
@@ -107,7 +170,13 @@ pub fn start_with(extra: &[String]) -> Result<Server, String> {
         ))
     })
     .map_err(|e| format!("cannot create the test user: {e}"))?;
-    Ok(Server { port, socket, dir })
+    Ok(Server {
+        port,
+        socket,
+        dir,
+        pid,
+        error_log,
+    })
 }
 
 /// A root connection over the Unix socket.
