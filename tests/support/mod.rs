@@ -81,18 +81,27 @@ fn report_a_dead_server_on_panic() {
     }));
 }
 
+/// A process's state letter and parent, from `/proc/PID/stat`; `None` once it is gone.
+pub struct ProcStat {
+    pub state: String,
+    pub ppid: u32,
+}
+
+/// Reads `/proc/PID/stat`: "pid (comm) state ppid ...", where the comm may hold spaces and
+/// parentheses, so the fields are read after the last ')'.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.to_string();
+    let ppid = fields.next()?.parse().ok()?;
+    Some(ProcStat { state, ppid })
+}
+
 impl Server {
-    /// Whether the server process still runs (it is not our child: /proc tells).
+    /// Whether the server process still runs (it is not our child: /proc tells; a zombie is
+    /// dead too).
     pub fn alive(&self) -> bool {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .map(|stat| {
-                // "pid (comm) STATE ...": a zombie is dead too.
-                let state = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().next());
-                state != Some("Z")
-            })
-            .unwrap_or(false)
+        proc_stat(self.pid).is_some_and(|s| s.state != "Z")
     }
 
     /// That the server is gone, and the last 40 lines of its error log.

@@ -63,13 +63,7 @@ impl Sshd {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // pid (comm) state ppid ...: the comm may hold spaces, so read after the last ')'.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(self.pid) {
+            if super::proc_stat(pid).map(|s| s.ppid) == Some(self.pid) {
                 pids.push(pid);
             }
         }
