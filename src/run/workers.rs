@@ -111,6 +111,13 @@ impl Chunking {
                 if let Some(chunks) = FullTable::recorded_chunks(&bookmark) {
                     return Chunking::Recorded(chunks);
                 }
+                if resumes_whole(&bookmark) {
+                    log::info!(
+                        "stream '{}': resuming a read by one worker after its last key, not chunked",
+                        p.stream_id
+                    );
+                    return Chunking::Whole;
+                }
                 let big = p.row_estimate.unwrap_or(0) > config.chunk_rows;
                 if chunking_on && big {
                     Chunking::ToPlan(config.chunk_rows)
@@ -139,6 +146,13 @@ impl Chunking {
     }
 }
 
+/// A load read whole by one worker and interrupted: it resumes after its last written key, so
+/// it is never chunked (chunks planned now would start from the table's first key and send
+/// again every row written before the interruption).
+fn resumes_whole(bookmark: &Bookmark) -> bool {
+    bookmark.full_table().last_pk_fetched().is_some()
+}
+
 /// Splits the biggest loads left whole while the run has fewer jobs than workers.
 fn split_for_idle_workers(
     plans: &[StreamPlan],
@@ -146,10 +160,9 @@ fn split_for_idle_workers(
     chunking: &mut [Chunking],
     max_workers: usize,
 ) {
-    let is_job = |p: &StreamPlan| {
-        let bookmark = bookmarks.get(&p.stream_id).cloned().unwrap_or_default();
-        full_load(p, &bookmark) || p.method == Method::Incremental
-    };
+    let none = Bookmark::default();
+    let bookmark = |p: &StreamPlan| bookmarks.get(&p.stream_id).unwrap_or(&none);
+    let is_job = |p: &StreamPlan| full_load(p, bookmark(p)) || p.method == Method::Incremental;
     let jobs: usize = plans
         .iter()
         .zip(chunking.iter())
@@ -160,6 +173,7 @@ fn split_for_idle_workers(
     let mut whole: Vec<usize> = (0..plans.len())
         .filter(|&i| matches!(chunking[i], Chunking::Whole) && !plans[i].resume_key.is_empty())
         .filter(|&i| is_job(&plans[i]) && plans[i].method != Method::Incremental)
+        .filter(|&i| !resumes_whole(bookmark(&plans[i])))
         .collect();
     whole.sort_by_key(|&i| std::cmp::Reverse(plans[i].row_estimate.unwrap_or(0)));
     for i in whole {
@@ -443,12 +457,21 @@ mod tests {
     }
 
     fn decide(chunk_rows: u64, workers: usize, plans: &[StreamPlan]) -> Vec<Option<u64>> {
+        decide_from(chunk_rows, workers, plans, &HashMap::new())
+    }
+
+    fn decide_from(
+        chunk_rows: u64,
+        workers: usize,
+        plans: &[StreamPlan],
+        bookmarks: &HashMap<String, Bookmark>,
+    ) -> Vec<Option<u64>> {
         let mut cfg = serde_json::Map::new();
         cfg.insert("host".into(), "h".into());
         cfg.insert("user".into(), "u".into());
         cfg.insert("chunk_rows".into(), chunk_rows.into());
         let config = Config::from_map(cfg).unwrap();
-        Chunking::decide(&config, plans, &HashMap::new(), workers)
+        Chunking::decide(&config, plans, bookmarks, workers)
             .into_iter()
             .map(|c| match c {
                 Chunking::ToPlan(rows) => Some(rows),
@@ -489,6 +512,33 @@ mod tests {
         assert_eq!(
             decide(1_000_000, 8, &mixed),
             vec![None, Some(1_000_000), None, Some(50_000)]
+        );
+    }
+
+    #[test]
+    fn a_whole_read_in_progress_is_never_chunked() {
+        // Below chunk_rows (split for idle workers) and above it (chunked).
+        let plans = [
+            plan("a", 985_842, Method::FullTable),
+            plan("b", 3_000_000, Method::FullTable),
+        ];
+        assert_eq!(
+            decide(1_000_000, 6, &plans),
+            vec![Some(82_154), Some(1_000_000)]
+        );
+        let mut in_progress = Bookmark::default();
+        let mut key = crate::state::KeyValues::new();
+        key.insert("id".into(), 42.into());
+        in_progress.fetched_up_to(key);
+        let with = |id: &str| HashMap::from([(format!("db-{id}"), in_progress.clone())]);
+        assert_eq!(
+            decide_from(1_000_000, 6, &plans, &with("a")),
+            vec![None, Some(1_000_000)]
+        );
+        // `b`, read whole, is one job: `a` takes the other five workers.
+        assert_eq!(
+            decide_from(1_000_000, 6, &plans, &with("b")),
+            vec![Some(49_293), None]
         );
     }
 }

@@ -377,3 +377,54 @@ fn interrupted_chunked_run_resumes_unfinished_chunks_only() {
         json!({"version": version, "initial_full_table_complete": true})
     );
 }
+
+/// A table read whole by one worker and interrupted resumes after its last written key, also
+/// when the next run has idle workers that would otherwise split it (or a table above
+/// `chunk_rows` would otherwise be chunked): chunks planned from the start would send again
+/// every row the first run wrote.
+#[test]
+fn an_interrupted_whole_read_resumes_after_its_key_when_workers_are_idle() {
+    let db = fresh_db("whole_resume");
+    fill(
+        &db,
+        "CREATE TABLE big (id int primary key, v varchar(40))",
+        "INSERT INTO big SELECT seq, CONCAT('value-', seq) FROM seq_1_to_300000",
+    );
+    let id = format!("{db}-big");
+    let mut cfg = workers_config(&db, 1);
+    cfg["state_interval_rows"] = json!(2_000);
+    let first = run_and_kill_after(&cfg, None, None, 100_000);
+    let state = first.last_state();
+    let bm = &state["bookmarks"][&id];
+    assert!(bm.get("chunks").is_none(), "read whole: {bm}");
+    let last = bm["last_pk_fetched"]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a whole read in progress: {bm}"));
+    assert!(last > 0 && last < 300_000, "{bm}");
+
+    for chunk_rows in [1_000_000, 50_000] {
+        let mut cfg = workers_config(&db, 2);
+        cfg["chunk_rows"] = json!(chunk_rows);
+        let second = sync(&cfg, None, Some(&state));
+        assert!(
+            second.stderr.contains("resuming FULL_TABLE version"),
+            "{}",
+            second.stderr
+        );
+        let keys: Vec<i64> = second
+            .records(&id)
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(keys.first(), Some(&(last + 1)), "chunk_rows {chunk_rows}");
+        assert_eq!(
+            keys.len() as i64,
+            300_000 - last,
+            "chunk_rows {chunk_rows}: only the rows after the last written key"
+        );
+        assert_eq!(
+            second.last_state()["bookmarks"][&id],
+            json!({"version": bm["version"], "initial_full_table_complete": true})
+        );
+    }
+}
